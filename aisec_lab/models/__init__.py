@@ -164,7 +164,5 @@ def load_model(
         else:
             raise ConfigError(f"cannot tell the framework of {path.name} from its suffix", got=suffix or "(none)",
                               fix="pass framework='pytorch' or framework='tensorflow'")
-    backend = _backend(framework)
-    if framework == "pytorch":
-        return backend.load_file(path, factory=factory, trust=trust, device=device)
-    return backend.load_file(path, trust=trust, custom_objects=custom_objects)
+    return _backend(framework).load_file(path, factory=factory, trust=trust, device=device,
+                                         custom_objects=custom_objects)

@@ -60,7 +60,7 @@ def wrap_predict(fn: Callable[[np.ndarray], Any], *, input_shape, nb_classes: in
     probe = probe_inputs(input_shape, clip_values)
     try:
         raw = np.asarray(fn(probe), dtype=np.float32)
-    except (ValueError, TypeError, RuntimeError, IndexError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure of user code on the probe is re-raised as a clear error
         raise IncompatibleModelError(f"the prediction function failed on a probe batch of shape {probe.shape}",
                                      got=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
                                      fix="make fn accept float32 arrays of shape (n, *input_shape) in channels-first layout") from None

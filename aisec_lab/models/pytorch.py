@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -111,7 +112,7 @@ def wrap(model: nn.Module, *, input_shape: tuple[int, ...], nb_classes: int, cli
     try:
         with torch.no_grad():
             raw = boundary(torch.from_numpy(probe).to(dev)).detach().cpu().numpy()
-    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure of user code on the probe is re-raised as a clear error
         got = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
         fix = (f"pass input_shape as one sample in channels-first layout (the data's ds.input_shape); "
                f"the model was fed a batch of shape {(len(probe),) + tuple(probe.shape[1:]) if layout == 'channels_first' else 'rearranged to ' + layout}")
@@ -165,32 +166,44 @@ def _is_torchscript(path: Path) -> bool:
 
 
 def load_file(path: Path, *, factory: Callable[[], nn.Module] | None = None, trust: bool = False,
-              device: str | None = None) -> nn.Module:
+              device: str | None = None, custom_objects: dict | None = None) -> nn.Module:
     """Load a torch model file without unpickling arbitrary objects unless ``trust=True``.
 
     * TorchScript archives (``torch.jit.save``) load with ``torch.jit.load``.
     * A ``state_dict`` file loads with ``torch.load(weights_only=True)`` into ``factory()``.
     * A whole pickled module (``torch.save(model)``) is refused unless ``trust=True``.
     """
+    if custom_objects:
+        raise ConfigError("custom_objects= applies to Keras files only", got=sorted(custom_objects),
+                          fix="for a torch state_dict pass factory= that builds the architecture")
     map_location = "cpu" if device in (None, "cpu") else device
     if _is_torchscript(path):
         try:
-            module = torch.jit.load(str(path), map_location=map_location)
+            with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript but still loads it
+                warnings.simplefilter("ignore", DeprecationWarning)
+                module = torch.jit.load(str(path), map_location=map_location)
         except RuntimeError as exc:
             raise IncompatibleModelError(f"{path.name} is not a loadable TorchScript archive", got=str(exc)[:300],
                                          fix="re-export it with torch.jit.script(model).save(path)") from None
         return module.eval()
     try:
         obj = torch.load(str(path), map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError or others here
+    except pickle.UnpicklingError as exc:
+        if "weights only load failed" not in str(exc).lower():
+            raise IncompatibleModelError(f"{path.name} is not a readable torch file", got=str(exc).splitlines()[0][:200],
+                                         fix="check the file; save with torch.save(model.state_dict(), path)") from None
         if not trust:
             raise UnsafeFileError(
                 f"{path.name} holds pickled Python objects beyond tensors; loading it could run arbitrary code",
-                got=f"{type(exc).__name__} from torch.load(weights_only=True)",
+                got="a file that torch.load(weights_only=True) refuses",
                 fix="save a state_dict (torch.save(model.state_dict(), path)) and pass factory=, export "
                     "TorchScript, or pass trust=True only if you trust the file's source") from None
         log.warning("loading %s with weights_only=False because trust=True was given", path)
         obj = torch.load(str(path), map_location=map_location, weights_only=False)
+    except (RuntimeError, KeyError, EOFError, OSError, ValueError) as exc:
+        raise IncompatibleModelError(f"{path.name} is not a readable torch file (truncated or another format)",
+                                     got=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+                                     fix="re-save it with torch.save(model.state_dict(), path) or torch.jit.save") from None
     if isinstance(obj, nn.Module):
         return obj.eval()
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
@@ -213,12 +226,3 @@ def load_file(path: Path, *, factory: Callable[[], nn.Module] | None = None, tru
     raise IncompatibleModelError(f"{path.name} holds neither a model nor a state_dict", got=type(obj).__name__,
                                  fix="save torch.save(model.state_dict(), path) or a TorchScript archive")
 
-
-def to_numpy_logits(module: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Plain forward pass (no ART) used by the zoo to score models; returns float32 logits."""
-    outs = []
-    module.eval()
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            outs.append(module(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size]))).numpy())
-    return np.concatenate(outs).astype(np.float32)

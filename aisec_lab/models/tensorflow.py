@@ -61,11 +61,15 @@ class Boundary(keras.Model):
 
 
 def weights_sha256(model: keras.Model) -> str:
-    """sha256 over every weight (path, dtype, shape, bytes) in the model's weight order."""
+    """sha256 over every weight (position, dtype, shape, bytes) in the model's weight order.
+
+    Variable names are left out: Keras numbers layers per session (``dense_3``), so the same weights
+    would otherwise hash differently from one process to the next.
+    """
     h = hashlib.sha256()
-    for w in model.weights:
+    for i, w in enumerate(model.weights):
         arr = np.ascontiguousarray(np.asarray(w.numpy()))
-        h.update(f"{getattr(w, 'path', w.name)}|{arr.dtype}|{arr.shape}|".encode())
+        h.update(f"{i}|{arr.dtype}|{arr.shape}|".encode())
         h.update(arr.tobytes())
     return h.hexdigest()
 
@@ -114,7 +118,7 @@ def wrap(model: keras.Model, *, input_shape: tuple[int, ...], nb_classes: int, c
     probe = probe_inputs(input_shape, clip_values)
     try:
         raw = np.asarray(Boundary(model, layout)(probe, training=False))
-    except (ValueError, TypeError, tf.errors.InvalidArgumentError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure of user code on the probe is re-raised as a clear error
         fix = "pass input_shape as one sample in channels-first layout (the data's ds.input_shape)"
         if channels_first is None and len(input_shape) == 3:
             fix += "; pass channels_first=True/False if the model's layout cannot be read from it"
@@ -157,12 +161,17 @@ def wrap(model: keras.Model, *, input_shape: tuple[int, ...], nb_classes: int, c
     )
 
 
-def load_file(path: Path, *, trust: bool = False, custom_objects: dict | None = None) -> keras.Model:
+def load_file(path: Path, *, trust: bool = False, custom_objects: dict | None = None, factory: Any = None,
+              device: str | None = None) -> keras.Model:
     """Load a ``.keras`` archive with ``safe_mode=True`` (no Lambda-layer bytecode) unless ``trust=True``.
 
     Legacy ``.h5`` / ``.hdf5`` full-model files bypass Keras' safe mode and are refused unless
     ``trust=True``.
     """
+    if factory is not None:
+        raise ConfigError("factory= applies to torch state_dict files only", got=factory,
+                          fix="a .keras file holds its own architecture; pass custom_objects= for custom layers")
+    _resolve_device(device)
     suffix = path.suffix.lower()
     if suffix in (".h5", ".hdf5") and not trust:
         raise UnsafeFileError(f"{path.name} is a legacy HDF5 model, which Keras loads without safe mode",

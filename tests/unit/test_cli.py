@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import json
+
+from aisec_lab.cli import main
+
+
+def test_demo_prints_clean_accuracy(capsys):
+    rc = main(["demo", "--frameworks", "pytorch", "--models", "digits_mlp", "--json"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "digits_mlp" in out and "clean accuracy" in out
+    rows = json.loads(out[out.index("["):])
+    assert rows[0]["framework"] == "pytorch" and rows[0]["clean_accuracy"] >= 0.95
+
+
+def test_bad_input_exits_2_with_a_message(capsys):
+    rc = main(["demo", "--frameworks", "pytorch", "--models", "digits_cn"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "did you mean 'digits_cnn'" in err
+
+
+def test_info_lists_versions(capsys):
+    assert main(["info"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["aisec-lab"] and info["numpy"] and "cache_dir" in info
