@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..backends import PredictFnOracle
 from ..errors import IncompatibleModelError
 from .spec import Target, analyse_outputs, check_input_shape, check_nb_classes, normalize_clip_values, probe_inputs
 
@@ -75,5 +76,6 @@ def wrap_predict(fn: Callable[[np.ndarray], Any], *, input_shape, nb_classes: in
         n_params=None, weights_sha256=None, device="cpu",
         output_type="probabilities" if analysis.looks_like_probabilities else "logits",
         binary_single_logit=analysis.binary_single_logit, has_gradients=False,
+        oracle=PredictFnOracle(predict_fn, nb_classes, input_shape, clip_values),
     )
 

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, IncompatibleModelError, UnsafeFileError
-from .spec import Target, analyse_outputs, probe_inputs, resolve_layout
+from ..backends.pytorch import TorchOracle
+from .spec import Target, analyse_outputs, normalize_preprocessing, probe_inputs, resolve_layout
 
 log = logging.getLogger(__name__)
 
@@ -29,21 +30,28 @@ class Boundary(nn.Module):
     """Adapts canonical float32 channels-first input to the wrapped module and its output to logits.
 
     * casts any input dtype to float32 (ART's HopSkipJump sends float64);
+    * applies the ``(subtract, divide)`` preprocessing, so attacks work in the clip-values space;
     * rearranges to the model's layout (``channels_last`` or ``flat``);
     * expands a single binary logit ``z`` to ``[0, z]`` (softmax of which is ``[1 - σ(z), σ(z)]``);
     * with ``from_probabilities`` returns ``log(p)``, whose softmax is ``p`` again.
     """
 
     def __init__(self, model: nn.Module, layout: str = "channels_first", binary_single_logit: bool = False,
-                 from_probabilities: bool = False):
+                 from_probabilities: bool = False, preprocessing=None):
         super().__init__()
         self.model = model
         self.layout = layout
         self.binary_single_logit = binary_single_logit
         self.from_probabilities = from_probabilities
+        self.normalize = preprocessing is not None
+        if self.normalize:
+            self.register_buffer("mean", torch.as_tensor(preprocessing[0], dtype=torch.float32), persistent=False)
+            self.register_buffer("std", torch.as_tensor(preprocessing[1], dtype=torch.float32), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(torch.float32)
+        if self.normalize:
+            x = (x - self.mean) / self.std
         if self.layout == "channels_last":
             x = x.permute(0, *range(2, x.dim()), 1)
         elif self.layout == "flat":
@@ -103,7 +111,8 @@ def wrap(model: nn.Module, *, input_shape: tuple[int, ...], nb_classes: int, cli
     model.eval()
     device_type, device_str = _resolve_device(device)
     layout = resolve_layout(input_shape, None, channels_first, default_channels_first=True)
-    boundary = Boundary(model, layout)
+    preprocessing = normalize_preprocessing(preprocessing, input_shape)
+    boundary = Boundary(model, layout, preprocessing=preprocessing)
     probe = probe_inputs(input_shape, clip_values)
     if device_type == "gpu":
         model.to(device_str)
@@ -136,7 +145,8 @@ def wrap(model: nn.Module, *, input_shape: tuple[int, ...], nb_classes: int, cli
                "to attack log-probabilities")
         log.warning("%s (model %s)", msg, name or type(model).__name__)
         warnings_.append(msg)
-    boundary = Boundary(model, layout, analysis.binary_single_logit, from_probabilities=logits is False)
+    boundary = Boundary(model, layout, analysis.binary_single_logit, from_probabilities=logits is False,
+                        preprocessing=preprocessing).to(dev)
     classifier = PyTorchClassifier(
         model=boundary,
         loss=nn.CrossEntropyLoss(reduction="sum"),
@@ -144,7 +154,6 @@ def wrap(model: nn.Module, *, input_shape: tuple[int, ...], nb_classes: int, cli
         nb_classes=nb_classes,
         channels_first=True,
         clip_values=clip_values,
-        preprocessing=(0.0, 1.0) if preprocessing is None else preprocessing,
         device_type=device_type,
     )
     return Target(
@@ -153,7 +162,7 @@ def wrap(model: nn.Module, *, input_shape: tuple[int, ...], nb_classes: int, cli
         model_layout=layout, n_params=count_params(model), weights_sha256=weights_sha256(model),
         device=device_str, output_type=output_type, logits_from_probabilities=logits is False,
         binary_single_logit=analysis.binary_single_logit, has_gradients=True, preprocessing=preprocessing,
-        warnings=tuple(warnings_),
+        warnings=tuple(warnings_), oracle=TorchOracle(boundary, nb_classes, input_shape, clip_values, str(dev)),
     )
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "check_input_shape",
     "check_nb_classes",
     "normalize_clip_values",
+    "normalize_preprocessing",
     "analyse_outputs",
     "OutputAnalysis",
     "probe_inputs",
@@ -64,6 +65,29 @@ def check_nb_classes(nb_classes: Any) -> int:
     return int(nb_classes)
 
 
+def _feature_array(value: Any, input_shape: tuple[int, ...], what: str, fix: str):
+    """A float, or a float32 array broadcastable to ``input_shape`` (per-channel 1-D arrays become (C, 1, 1))."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be numbers or numeric arrays", got=value, fix=fix) from None
+    if not np.all(np.isfinite(arr)):
+        raise ConfigError(f"{what} must be finite (no NaN or Inf)", got=value, fix=fix)
+    if arr.ndim == 0:
+        return float(arr)
+    if arr.ndim == 1 and len(input_shape) > 1 and arr.shape[0] == input_shape[0] and arr.shape[0] != input_shape[-1]:
+        arr = arr.reshape((arr.shape[0],) + (1,) * (len(input_shape) - 1))
+    try:
+        full = np.broadcast_shapes(arr.shape, input_shape)
+    except ValueError:
+        full = None
+    if full != tuple(input_shape):
+        raise ConfigError(f"{what} arrays must be scalars, one value per channel ({input_shape[0]}), "
+                          f"or broadcastable to input_shape {input_shape}",
+                          got=f"an array of shape {arr.shape}", fix=fix)
+    return arr.astype(np.float32)
+
+
 def normalize_clip_values(clip_values: Any, input_shape: tuple[int, ...]):
     """Validate ``(min, max)`` and return them as floats or float32 arrays broadcastable to ``input_shape``.
 
@@ -78,35 +102,26 @@ def normalize_clip_values(clip_values: Any, input_shape: tuple[int, ...]):
         clip_values = (clip_values[0], clip_values[1])
     if not isinstance(clip_values, (tuple, list)) or len(clip_values) != 2:
         raise ConfigError("clip_values must be a pair (min, max)", got=clip_values, fix=fix)
-    out = []
-    for value in clip_values:
-        try:
-            arr = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ConfigError("clip_values must be numbers or numeric arrays", got=clip_values, fix=fix) from None
-        if not np.all(np.isfinite(arr)):
-            raise ConfigError("clip_values must be finite (no NaN or Inf)", got=clip_values, fix=fix)
-        if arr.ndim == 0:
-            out.append(float(arr))
-            continue
-        if arr.ndim == 1 and len(input_shape) > 1 and arr.shape[0] == input_shape[0] and arr.shape[0] != input_shape[-1]:
-            arr = arr.reshape((arr.shape[0],) + (1,) * (len(input_shape) - 1))
-        try:
-            np.broadcast_shapes(arr.shape, input_shape)
-        except ValueError:
-            raise ConfigError(
-                f"clip_values arrays must be scalars, one value per channel ({input_shape[0]}), "
-                f"or broadcastable to input_shape {input_shape}",
-                got=f"an array of shape {arr.shape}", fix=fix) from None
-        if np.broadcast_shapes(arr.shape, input_shape) != tuple(input_shape):
-            raise ConfigError("clip_values arrays must not add dimensions to input_shape",
-                              got=f"an array of shape {arr.shape} for input_shape {input_shape}", fix=fix)
-        out.append(arr.astype(np.float32))
-    lo, hi = out
+    lo, hi = (_feature_array(v, input_shape, "clip_values", fix) for v in clip_values)
     if np.any(np.asarray(lo) >= np.asarray(hi)):
         raise ConfigError("clip_values are reversed or empty: min must be < max everywhere",
                           got=f"(min={_short(lo)}, max={_short(hi)})", fix=fix)
     return lo, hi
+
+
+def normalize_preprocessing(preprocessing: Any, input_shape: tuple[int, ...]):
+    """Validate ART-style ``(subtract, divide)`` normalisation; ``None`` when it is the identity."""
+    if preprocessing is None:
+        return None
+    fix = "pass (mean, std) as scalars or one value per channel, e.g. preprocessing=((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))"
+    if not isinstance(preprocessing, (tuple, list)) or len(preprocessing) != 2:
+        raise ConfigError("preprocessing must be a pair (subtract, divide)", got=preprocessing, fix=fix)
+    mean, std = (_feature_array(v, input_shape, "preprocessing", fix) for v in preprocessing)
+    if np.any(np.asarray(std) <= 0):
+        raise ConfigError("preprocessing's divisor must be positive", got=preprocessing, fix=fix)
+    if np.all(np.asarray(mean) == 0) and np.all(np.asarray(std) == 1):
+        return None
+    return mean, std
 
 
 def _short(v: Any) -> str:
@@ -255,6 +270,7 @@ class Target:
     has_gradients: bool = True
     preprocessing: Any = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    oracle: Any = None  # native fast path (aisec_lab.backends), the same boundary module as the estimator
 
     # -- metadata ------------------------------------------------------------------------
     @property

@@ -11,7 +11,8 @@ import numpy as np
 
 from .._optional import import_keras, import_tensorflow
 from ..errors import ConfigError, IncompatibleModelError, UnsafeFileError
-from .spec import Target, analyse_outputs, probe_inputs, resolve_layout
+from ..backends.tensorflow import TensorFlowOracle
+from .spec import Target, analyse_outputs, normalize_preprocessing, probe_inputs, resolve_layout
 
 tf = import_tensorflow()
 keras = import_keras()
@@ -33,15 +34,19 @@ class Boundary(keras.Model):
     """
 
     def __init__(self, inner: keras.Model, layout: str = "channels_first", binary_single_logit: bool = False,
-                 from_probabilities: bool = False, **kwargs: Any):
+                 from_probabilities: bool = False, preprocessing=None, **kwargs: Any):
         super().__init__(**kwargs)
         self.inner = inner
         self.layout = layout
         self.binary_single_logit = binary_single_logit
         self.from_probabilities = from_probabilities
+        self.pre = None if preprocessing is None else (tf.constant(np.asarray(preprocessing[0], np.float32)),
+                                                       tf.constant(np.asarray(preprocessing[1], np.float32)))
 
     def call(self, x, training=False):
         x = tf.cast(x, tf.float32)
+        if self.pre is not None:
+            x = (x - self.pre[0]) / self.pre[1]
         if self.layout == "channels_last":
             rank = len(x.shape)
             x = tf.transpose(x, [0] + list(range(2, rank)) + [1])
@@ -115,9 +120,10 @@ def wrap(model: keras.Model, *, input_shape: tuple[int, ...], nb_classes: int, c
     device_str = _resolve_device(device)
     default_cf = keras.config.image_data_format() == "channels_first"
     layout = resolve_layout(input_shape, _declared_input_shape(model), channels_first, default_channels_first=default_cf)
+    preprocessing = normalize_preprocessing(preprocessing, input_shape)
     probe = probe_inputs(input_shape, clip_values)
     try:
-        raw = np.asarray(Boundary(model, layout)(probe, training=False))
+        raw = np.asarray(Boundary(model, layout, preprocessing=preprocessing)(probe, training=False))
     except Exception as exc:  # noqa: BLE001 - any failure of user code on the probe is re-raised as a clear error
         fix = "pass input_shape as one sample in channels-first layout (the data's ds.input_shape)"
         if channels_first is None and len(input_shape) == 3:
@@ -141,7 +147,8 @@ def wrap(model: keras.Model, *, input_shape: tuple[int, ...], nb_classes: int, c
                "to attack log-probabilities")
         log.warning("%s (model %s)", msg, name or model.name)
         warnings_.append(msg)
-    boundary = Boundary(model, layout, analysis.binary_single_logit, from_probabilities=logits is False)
+    boundary = Boundary(model, layout, analysis.binary_single_logit, from_probabilities=logits is False,
+                        preprocessing=preprocessing)
     classifier = TensorFlowV2Classifier(
         model=boundary,
         nb_classes=nb_classes,
@@ -149,7 +156,6 @@ def wrap(model: keras.Model, *, input_shape: tuple[int, ...], nb_classes: int, c
         loss_object=keras.losses.CategoricalCrossentropy(from_logits=True, reduction="sum"),
         channels_first=True,
         clip_values=clip_values,
-        preprocessing=(0.0, 1.0) if preprocessing is None else preprocessing,
     )
     return Target(
         estimator=classifier, model=model, framework="tensorflow", input_shape=tuple(input_shape),
@@ -157,7 +163,7 @@ def wrap(model: keras.Model, *, input_shape: tuple[int, ...], nb_classes: int, c
         n_params=int(model.count_params()), weights_sha256=weights_sha256(model), device=device_str,
         output_type=output_type, logits_from_probabilities=logits is False,
         binary_single_logit=analysis.binary_single_logit, has_gradients=True, preprocessing=preprocessing,
-        warnings=tuple(warnings_),
+        warnings=tuple(warnings_), oracle=TensorFlowOracle(boundary, nb_classes, input_shape, clip_values),
     )
 
 
