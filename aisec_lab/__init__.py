@@ -20,10 +20,22 @@ from .errors import (
     UnknownComponentError,
     UnsafeFileError,
 )
+from .attacks import (
+    AttackSpec,
+    attack,
+    describe_attack,
+    list_attacks,
+    list_presets,
+    register_attack,
+    register_preset,
+)
+from .evaluation import evaluate
+from .evaluation.checks import list_checks, register_check
 from .models import Target, load_model, wrap_model, wrap_predict
 from .registry import Registry
+from .scorecard import CheckResult, Scorecard
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -40,6 +52,18 @@ __all__ = [
     "from_torch_loader",
     "from_tf_dataset",
     "Dataset",
+    "evaluate",
+    "Scorecard",
+    "CheckResult",
+    "attack",
+    "AttackSpec",
+    "list_attacks",
+    "describe_attack",
+    "register_attack",
+    "list_presets",
+    "register_preset",
+    "list_checks",
+    "register_check",
     "zoo",
     "errors",
     "Registry",

@@ -9,7 +9,7 @@ import platform
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from ._version import __version__
 from .errors import AisecLabError
 
 log = logging.getLogger(__name__)

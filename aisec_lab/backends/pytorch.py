@@ -32,6 +32,12 @@ def per_sample_loss(z: torch.Tensor, y: torch.Tensor, loss: str, y_target: torch
     raise ValueError(f"unknown loss {loss!r}")
 
 
+def _writable(a, dtype) -> np.ndarray:
+    """A contiguous array torch may wrap without copying (read-only inputs, e.g. Dataset arrays, are copied)."""
+    a = np.ascontiguousarray(a, dtype=dtype)
+    return a if a.flags.writeable else a.copy()
+
+
 class TorchOracle(BaseOracle):
     has_gradients = True
 
@@ -43,15 +49,15 @@ class TorchOracle(BaseOracle):
     def logits(self, x: np.ndarray) -> np.ndarray:
         self.queries += len(x)
         with torch.inference_mode():
-            xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+            xt = torch.from_numpy(_writable(x, np.float32)).to(self.device)
             return self.module(xt).float().cpu().numpy()
 
     def value_and_grad(self, x, y, *, loss="ce", y_target=None):
         self.queries += len(x)
         self.gradient_queries += len(x)
         xt = torch.from_numpy(np.array(x, dtype=np.float32)).to(self.device).requires_grad_(True)
-        yt = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(self.device)
-        tt = None if y_target is None else torch.from_numpy(np.asarray(y_target, dtype=np.int64)).to(self.device)
+        yt = torch.from_numpy(_writable(y, np.int64)).to(self.device)
+        tt = None if y_target is None else torch.from_numpy(_writable(y_target, np.int64)).to(self.device)
         with torch.enable_grad():
             z = self.module(xt)
             values = per_sample_loss(z, yt, loss, tt)

@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from aisec_lab.attacks.kernels.gradient import _Best, _check_positive, _Problem, _row_norms
+from aisec_lab.attacks.kernels._common import Best, Problem, check_positive, row_norms
 
 __all__ = ["apgd", "apgd_checkpoints"]
 
@@ -56,45 +56,41 @@ def apgd(oracle, x, y, *, norm, eps, max_iter=100, loss="ce", y_target=None, n_r
     ``early_stop=False`` every row runs every step of every restart and the highest-loss adversarial point is kept.
     Samples adversarial on the clean input are returned unchanged (one ``oracle.logits`` pass on ``x``).
     """
-    p = _Problem(oracle, x, y, norm=norm, eps=eps, loss=loss, y_target=y_target)
-    max_iter = _check_positive("max_iter", max_iter, allow_zero=True, integer=True)
-    n_restarts = _check_positive("n_restarts", n_restarts, integer=True)
-    rho = _check_positive("rho", rho)
+    p = Problem(oracle, x, y, norm=norm, eps=eps, loss=loss, y_target=y_target)
+    max_iter = check_positive("max_iter", max_iter, allow_zero=True, integer=True)
+    n_restarts = check_positive("n_restarts", n_restarts, integer=True)
+    rho = check_positive("rho", rho)
     if rho > 1:
         raise ValueError(f"rho must be in (0, 1], got {rho!r}")
     if p.n == 0 or p.eps == 0:
         return p.x.copy()
 
     rng = np.random.default_rng(seed)
-    best = _Best(p.x, first_adv=early_stop)
-    all_idx = np.arange(p.n)
+    best = Best(p.x, first_adv=early_stop)
     best.clean_check(p)
 
     checkpoints = apgd_checkpoints(max_iter)
     previous_checkpoint = dict(zip(checkpoints, [0] + checkpoints[:-1]))
 
-    for _ in range(n_restarts):
-        rows = best.todo() if early_stop else all_idx
-        if rows.size == 0:
-            break
+    for rows in best.rounds(n_restarts, early_stop=early_stop):
         _run(p, rows, _start(p, rng, rows), best, max_iter=max_iter, rho=rho, early_stop=early_stop,
              previous_checkpoint=previous_checkpoint)
     return p.finalize(best.x)
 
 
-def _start(p: _Problem, rng: np.random.Generator, rows: np.ndarray) -> np.ndarray:
+def _start(p: Problem, rng: np.random.Generator, rows: np.ndarray) -> np.ndarray:
     """Random start on the eps-sphere (as in the reference implementation); noise drawn for all n rows."""
     bshape = (-1,) + (1,) * (p.x.ndim - 1)
     if p.norm == "linf":
         t = rng.uniform(-1.0, 1.0, size=p.x.shape)
-        t /= np.maximum(_row_norms(t, "linf"), 1e-12).reshape(bshape)
+        t /= np.maximum(row_norms(t, "linf"), 1e-12).reshape(bshape)
     else:
         t = rng.standard_normal(size=p.x.shape)
-        t /= np.maximum(_row_norms(t, "l2"), 1e-12).reshape(bshape)
+        t /= np.maximum(row_norms(t, "l2"), 1e-12).reshape(bshape)
     return p.project(p.x64(rows) + p.eps * t[rows], rows)
 
 
-def _run(p: _Problem, rows: np.ndarray, x0: np.ndarray, best: _Best, *, max_iter: int, rho: float,
+def _run(p: Problem, rows: np.ndarray, x0: np.ndarray, best: Best, *, max_iter: int, rho: float,
          early_stop: bool, previous_checkpoint: dict) -> None:
     """One APGD run on rows ``rows`` from ``x0`` (float32, one row per entry of ``rows``); updates ``best``."""
     m = rows.size

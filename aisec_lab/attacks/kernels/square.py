@@ -19,14 +19,14 @@ the first adversarial point found, otherwise the point with the best loss over a
 returned point (and every queried point) is in float32 and satisfies ``||x_adv - x||_p <= eps``
 (up to ``eps * 1e-6 + 1e-7``) and ``clip_min <= x_adv <= clip_max`` exactly.
 
-Only NumPy and :mod:`aisec_lab.attacks.oracle` are used.
+Only NumPy and :mod:`aisec_lab.attacks.oracle` are used (the shared helpers are in :mod:`._common`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from aisec_lab.attacks.oracle import LOSSES, is_adversarial, loss_from_logits
+from aisec_lab.attacks.kernels._common import Best, Problem, check_positive, project
 
 __all__ = ["square", "p_selection"]
 
@@ -34,54 +34,15 @@ _P_INIT_DEFAULT = {"linf": 0.8, "l2": 0.1}
 
 
 # --------------------------------------------------------------------------------------------
-# shared helpers (validation, shapes, exact projection)
+# Square-attack specifics
 # --------------------------------------------------------------------------------------------
 
-def _norm_name(norm) -> str:
-    if isinstance(norm, str):
-        key = norm.strip().lower()
-        if key in ("linf", "inf", "l_inf"):
-            return "linf"
-        if key in ("l2", "2"):
-            return "l2"
-    elif norm == np.inf:
-        return "linf"
-    elif norm == 2:
-        return "l2"
-    raise ValueError(f"norm must be 'linf' or 'l2', got {norm!r}")
-
-
-def _validate(oracle, x, y, eps, y_target):
-    x = np.asarray(x)
-    if x.ndim < 2:
-        raise ValueError(f"x must have shape (n, ...) with at least 2 dimensions, got {x.shape}")
-    x = x.astype(np.float32, copy=False)
-    n = x.shape[0]
-    y = np.asarray(y).astype(np.int64, copy=False).reshape(-1)
-    if y.shape[0] != n:
-        raise ValueError(f"y has {y.shape[0]} labels for {n} samples")
-    eps = float(eps)
-    if not np.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite number >= 0, got {eps}")
-    k = int(getattr(oracle, "nb_classes", 0) or 0)
-    if k and n and (y.min() < 0 or y.max() >= k):
-        raise ValueError(f"labels must lie in [0, {k}), got range [{y.min()}, {y.max()}]")
-    if y_target is not None:
-        y_target = np.asarray(y_target).astype(np.int64, copy=False).reshape(-1)
-        if y_target.shape[0] != n:
-            raise ValueError(f"y_target has {y_target.shape[0]} entries for {n} samples")
-        if k and n and (y_target.min() < 0 or y_target.max() >= k):
-            raise ValueError(f"y_target must lie in [0, {k}), got range [{y_target.min()}, {y_target.max()}]")
-        same = np.flatnonzero(y_target == y)
-        if same.size:
-            raise ValueError(f"y_target equals the true label y for {same.size} sample(s) "
-                             f"(first at index {same[0]}); a targeted attack needs y_target != y")
-    return x, y, eps, y_target
-
-
 def _as4d_shape(shape):
-    """(n, C, H, W) view of channels-first data: (n,d)->(n,1,1,d), (n,C,L)->(n,C,1,L), >4D folds the tail."""
+    """(n, C, H, W) view of channels-first data: (n,)->(n,1,1,1), (n,d)->(n,1,1,d), (n,C,L)->(n,C,1,L), >4D folds
+    the tail."""
     n = shape[0]
+    if len(shape) == 1:
+        return (n, 1, 1, 1)
     if len(shape) == 2:
         return (n, 1, 1, shape[1])
     if len(shape) == 3:
@@ -90,67 +51,6 @@ def _as4d_shape(shape):
         return tuple(shape)
     return (n, shape[1], shape[2], int(np.prod(shape[3:])))
 
-
-def _bounds(oracle, shape):
-    lo = np.broadcast_to(np.asarray(oracle.clip_min, dtype=np.float32), shape).astype(np.float64)
-    hi = np.broadcast_to(np.asarray(oracle.clip_max, dtype=np.float32), shape).astype(np.float64)
-    return lo, hi
-
-
-def _bound(eps: float) -> float:
-    return eps * (1.0 + 1e-6) + 1e-7
-
-
-def _row_norms(d: np.ndarray, norm: str) -> np.ndarray:
-    flat = d.reshape(len(d), -1)
-    if flat.shape[1] == 0:
-        return np.zeros(len(d))
-    return np.abs(flat).max(axis=1) if norm == "linf" else np.sqrt((flat * flat).sum(axis=1))
-
-
-def _project(x0: np.ndarray, cand: np.ndarray, norm: str, eps: float,
-             lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Project ``cand`` onto the eps-ball around ``x0`` and the box, in float64; return float32 that
-    satisfies the bound *as float32* (re-checked, and repaired towards ``x0`` where rounding broke it)."""
-    x0_32 = np.asarray(x0, dtype=np.float32)
-    x0_64 = x0_32.astype(np.float64)
-    d = np.asarray(cand, dtype=np.float64) - x0_64
-    if norm == "linf":
-        d = np.clip(d, -eps, eps)
-    else:
-        nrm = _row_norms(d, "l2")
-        scale = np.minimum(1.0, eps / np.maximum(nrm, 1e-300))
-        d = d * scale.reshape((-1,) + (1,) * (d.ndim - 1))
-    out = np.clip(x0_64 + d, lo, hi).astype(np.float32)
-    return _repair(x0_32, out, d, norm, eps, lo, hi)
-
-
-def _repair(x0_32, out, d, norm, eps, lo, hi):
-    """Fix the (rare) rows whose float32 rounding pushed them outside the eps-ball."""
-    bound = _bound(eps)
-    x0_64 = x0_32.astype(np.float64)
-    bad = _row_norms(out.astype(np.float64) - x0_64, norm) > bound
-    if not bad.any():
-        return out
-    for i in np.flatnonzero(bad):
-        fixed = None
-        for k in range(1, 40):
-            f = 1.0 - 2.0 ** (-24 + k)  # shrink the perturbation a little more each round
-            if f <= 0:
-                break
-            trial = np.clip(x0_64[i] + d[i] * f, lo[i], hi[i]).astype(np.float32)
-            if _row_norms((trial.astype(np.float64) - x0_64[i])[None], norm)[0] <= bound:
-                fixed = trial
-                break
-        if fixed is None:  # fall back to the clean point (norm 0)
-            fixed = np.clip(x0_32[i], lo[i].astype(np.float32), hi[i].astype(np.float32))
-        out[i] = fixed
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Square-attack specifics
-# --------------------------------------------------------------------------------------------
 
 def p_selection(p_init: float, it: int, n_iters: int) -> float:
     """The paper's piecewise-constant schedule of p (defined for 10000 iterations, rescaled)."""
@@ -266,18 +166,16 @@ def _l2_init(rng, m, C, H, W):
     return delta
 
 
-def _run(oracle, x4, y, y_target, shape, norm, eps, max_iter, p_init, loss, rng, lo4, hi4):
-    """One run of the attack on the given samples; returns (x_best float32 4-D, loss_best, adversarial)."""
+def _run(prob, rows, x4, lo4, hi4, max_iter, p_init, rng):
+    """One run of the attack on the samples ``rows`` of ``prob`` (``x4``, ``lo4``, ``hi4``: their 4-D views); returns
+    their (x_best float32 4-D, loss_best, adversarial)."""
     m, C, H, W = x4.shape
     x64 = x4.astype(np.float64)
+    norm, eps, shape = prob.norm, prob.eps, prob.x.shape[1:]
 
-    def query(xc32, rows):
-        z = oracle.logits(xc32.reshape((len(rows),) + shape))
-        yt = None if y_target is None else y_target[rows]
-        return (loss_from_logits(z, y[rows], loss=loss, y_target=yt).astype(np.float64),
-                is_adversarial(z, y[rows], yt))
+    def query(xc32, r):
+        return prob.evaluate(xc32.reshape((len(r),) + shape), rows[r])
 
-    all_rows = np.arange(m)
     # ---- initialisation (one query) -------------------------------------------------------
     if norm == "linf":
         init = x64 + eps * _signs(rng, (m, C, 1, W))
@@ -285,18 +183,16 @@ def _run(oracle, x4, y, y_target, shape, norm, eps, max_iter, p_init, loss, rng,
         delta = _l2_init(rng, m, C, H, W)
         nrm = np.sqrt((delta ** 2).reshape(m, -1).sum(axis=1)).reshape(m, 1, 1, 1)
         init = x64 + delta / np.maximum(nrm, 1e-12) * eps
-    x_best = _project(x4, init, norm, eps, lo4, hi4)
-    loss_best, adv = query(x_best, all_rows)
+    x_init = project(x4, init, norm, eps, lo4, hi4)
+    loss_init, adv_init = query(x_init, np.arange(m))
+    best = Best(x_init, first_adv=True, loss=loss_init, found=adv_init)  # the current point of the random search
 
     if norm == "l2":
         eta_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
-    for it in range(max_iter):
-        idx = np.flatnonzero(~adv)
-        if idx.size == 0:
-            break
+    for it, idx in enumerate(best.rounds(max_iter)):
         k = idx.size
-        xc, xc64, xb = x4[idx], x64[idx], x_best[idx]
+        xc, xc64, xb = x4[idx], x64[idx], best.x[idx]
         lo, hi = lo4[idx], hi4[idx]
         p = p_selection(p_init, it, max_iter)
         delta = xb.astype(np.float64) - xc64
@@ -353,14 +249,10 @@ def _run(oracle, x4, y, y_target, shape, norm, eps, max_iter, p_init, loss, rng,
             dn = np.sqrt((delta ** 2).reshape(k, -1).sum(axis=1)).reshape(k, 1, 1, 1)
             cand = np.clip(xc64 + delta / np.maximum(dn, 1e-12) * eps, lo, hi)
 
-        cand32 = _project(xc, cand, norm, eps, lo, hi)
+        cand32 = project(xc, cand, norm, eps, lo, hi)
         new_loss, new_adv = query(cand32, idx)
-        better = (new_loss > loss_best[idx]) | new_adv
-        acc = idx[better]
-        x_best[acc] = cand32[better]
-        loss_best[acc] = new_loss[better]
-        adv[idx] = new_adv
-    return x_best, loss_best, adv
+        best.update(idx, cand32, new_loss, new_adv)  # accepted: a higher loss, or adversarial (which ends the search)
+    return best.x, best.loss, best.found
 
 
 def square(oracle, x, y, *, norm, eps, max_iter=5000, p_init=None, loss="margin", y_target=None,
@@ -372,43 +264,23 @@ def square(oracle, x, y, *, norm, eps, max_iter=5000, p_init=None, loss="margin"
     "dlr") drives acceptance; a point that is adversarial (argmax != y, or == y_target) is always
     accepted and ends that sample's search. ``p_init`` defaults to 0.8 (linf) / 0.1 (l2).
     """
-    norm = _norm_name(norm)
-    x, y, eps, y_target = _validate(oracle, x, y, eps, y_target)
-    if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; expected one of {LOSSES}")
-    max_iter = int(max_iter)
-    n_restarts = int(n_restarts)
-    if max_iter < 0:
-        raise ValueError(f"max_iter must be >= 0, got {max_iter}")
-    if n_restarts < 1:
-        raise ValueError(f"n_restarts must be >= 1, got {n_restarts}")
-    p_init = _P_INIT_DEFAULT[norm] if p_init is None else float(p_init)
+    p = Problem(oracle, x, y, norm=norm, eps=eps, loss=loss, y_target=y_target, need_gradients=False)
+    max_iter = check_positive("max_iter", max_iter, allow_zero=True, integer=True)
+    n_restarts = check_positive("n_restarts", n_restarts, integer=True)
+    p_init = _P_INIT_DEFAULT[p.norm] if p_init is None else float(p_init)
     if not 0.0 < p_init <= 1.0:
         raise ValueError(f"p_init must lie in (0, 1], got {p_init}")
-    n = x.shape[0]
-    if n == 0 or eps == 0.0:
-        return x.copy()
+    if p.n == 0 or p.eps == 0.0:
+        return p.x.copy()
 
-    shape = tuple(x.shape[1:])
-    shape4 = _as4d_shape(x.shape)
-    x4 = np.ascontiguousarray(x).reshape(shape4)
-    lo4, hi4 = (b.reshape(shape4) for b in _bounds(oracle, x.shape))
+    shape4 = _as4d_shape(p.x.shape)
+    x4 = p.x.reshape(shape4)
+    lo4, hi4 = p.lo.reshape(shape4), p.hi.reshape(shape4)
     rng = np.random.default_rng(seed)
 
-    best = x4.copy()
-    best_loss = np.full(n, -np.inf)
-    found = np.zeros(n, dtype=bool)
-    for _ in range(n_restarts):
-        todo = np.flatnonzero(~found)
-        if todo.size == 0:
-            break
-        xb, lb, ab = _run(oracle, x4[todo], y[todo], None if y_target is None else y_target[todo],
-                          shape, norm, eps, max_iter, p_init, loss, rng, lo4[todo], hi4[todo])
-        take = ab | (lb > best_loss[todo])
-        best[todo[take]] = xb[take]
-        best_loss[todo[take]] = lb[take]
-        found[todo[ab]] = True
+    best = Best(x4, first_adv=True)
+    for todo in best.rounds(n_restarts):
+        best.update(todo, *_run(p, todo, x4[todo], lo4[todo], hi4[todo], max_iter, p_init, rng))
 
     # final safety net: re-check the bound on the float32 output (a no-op for points built above)
-    out = _repair(x4, best, best.astype(np.float64) - x4.astype(np.float64), norm, eps, lo4, hi4)
-    return out.reshape(x.shape).astype(np.float32, copy=False)
+    return p.finalize(best.x)

@@ -1,0 +1,199 @@
+"""The :class:`Scorecard`: the typed record an evaluation produces.
+
+It holds plain JSON-ready sections (model, data, threat model, clean accuracy, per-ε results, checks,
+cost, provenance) plus per-sample NumPy arrays so every number can be audited. Accuracies, rates and
+confidence bounds are floats in [0, 1]; times, counts and norms carry their unit in the key name.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+
+__all__ = ["Scorecard", "CheckResult", "SCHEMA_VERSION", "STATUSES"]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "0.1.0"
+STATUSES = ("pass", "warn", "fail")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Outcome of one validity check: a fixed ``id``, a ``status`` and the evidence behind it."""
+
+    id: str
+    status: str
+    summary: str
+    evidence: dict = field(default_factory=dict)
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ConfigError("a check status must be pass, warn or fail", got=self.status,
+                              fix="return one of " + ", ".join(STATUSES))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "status": self.status, "summary": self.summary, "evidence": self.evidence,
+                "doc": self.doc}
+
+    def __repr__(self) -> str:
+        return f"CheckResult({self.id}: {self.status.upper()} - {self.summary})"
+
+
+@dataclass(eq=False)
+class Scorecard:
+    """Result of :func:`aisec_lab.evaluate`. See the module docstring for the conventions."""
+
+    model: dict
+    data: dict
+    threat_model: dict
+    clean: dict
+    results: list  # one dict per ε, ascending
+    checks: list  # CheckResult
+    cost: dict
+    provenance: dict
+    per_class: dict = field(default_factory=dict)
+    samples: dict = field(default_factory=dict, repr=False)  # per-sample arrays
+    complete: bool = True
+    incomplete_reason: str | None = None
+    skipped_attacks: list = field(default_factory=list)
+    schema_version: str = SCHEMA_VERSION
+
+    # -- headline numbers ------------------------------------------------------------------------
+    @property
+    def clean_accuracy(self) -> float:
+        return float(self.clean["accuracy"])
+
+    @property
+    def clean_accuracy_ci(self) -> tuple[float, float]:
+        lo, hi = self.clean["ci"]
+        return (float(lo), float(hi))
+
+    @property
+    def eps(self) -> list[float]:
+        return [r["eps"] for r in self.results]
+
+    @property
+    def attacks(self) -> list[str]:
+        return [a["label"] for a in self.threat_model["attacks"]]
+
+    @property
+    def exhaustive(self) -> bool:
+        return bool(self.threat_model.get("exhaustive"))
+
+    def _result(self, eps: float) -> dict:
+        if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)) or not math.isfinite(eps):
+            raise ConfigError("eps must be a number", got=eps, fix=f"use one of the evaluated ε: {self.eps}")
+        for r in self.results:
+            if abs(r["eps"] - float(eps)) <= 1e-9:
+                return r
+        raise ConfigError(f"ε={eps:g} was not evaluated", got=eps,
+                          fix=f"use one of the evaluated ε: {', '.join(f'{e:g}' for e in self.eps)}, or evaluate it")
+
+    def _attack_label(self, attack: str) -> str:
+        labels = self.attacks
+        if attack in labels:
+            return attack
+        matches = [lab for lab in labels if lab.split(" ")[0] == attack]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise ConfigError(f"several runs of {attack!r} were evaluated", got=matches, fix="pass the full label")
+        raise ConfigError(f"attack {attack!r} was not part of this evaluation", got=attack,
+                          fix=f"use one of: {', '.join(labels)}")
+
+    def robust_accuracy(self, eps: float, attack: str | None = None) -> float:
+        """Worst-case robust accuracy at ``eps`` over all attacks (per sample); or one attack's own.
+
+        Per-attack numbers need ``evaluate(..., exhaustive=True)``: in a cascade an attack only sees
+        the samples the cheaper attacks left standing. On an incomplete scorecard the value is an
+        upper bound (a warning is logged).
+        """
+        r = self._result(eps)
+        if not r.get("complete", True):
+            log.warning("robust accuracy at eps=%g is an upper bound: the evaluation was incomplete (%s)", eps,
+                        self.incomplete_reason)
+        if attack is None:
+            return float(r["robust_accuracy"])
+        label = self._attack_label(attack)
+        if not self.exhaustive:
+            raise ConfigError(f"per-attack robust accuracy of {label!r} needs exhaustive=True",
+                              got="a cascade evaluation (exhaustive=False)",
+                              fix="re-run evaluate(..., exhaustive=True), or use broken_by(eps) for cascade counts")
+        return float(r["attacks"][label]["robust_accuracy"])
+
+    def robust_accuracy_ci(self, eps: float, attack: str | None = None) -> tuple[float, float]:
+        r = self._result(eps)
+        if attack is None:
+            return tuple(r["robust_accuracy_ci"])
+        self.robust_accuracy(eps, attack)
+        return tuple(r["attacks"][self._attack_label(attack)]["robust_accuracy_ci"])
+
+    def broken_by(self, eps: float) -> dict[str, int]:
+        """How many samples each attack broke *first* at ``eps`` (in cascade order)."""
+        r = self._result(eps)
+        return {label: int(a["broken_first"]) for label, a in r["attacks"].items()}
+
+    def check(self, check_id: str) -> CheckResult:
+        for c in self.checks:
+            if c.id == check_id:
+                return c
+        raise ConfigError(f"no check {check_id!r} in this scorecard", got=check_id,
+                          fix=f"use one of: {', '.join(c.id for c in self.checks)}")
+
+    @property
+    def status(self) -> str:
+        """Worst check status (``fail`` > ``warn`` > ``pass``); ``fail`` too when incomplete."""
+        statuses = {c.status for c in self.checks}
+        if "fail" in statuses:
+            return "fail"
+        if "warn" in statuses or not self.complete:
+            return "warn"
+        return "pass"
+
+    @property
+    def trustworthy(self) -> bool:
+        return self.complete and all(c.status != "fail" for c in self.checks)
+
+    # -- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "model": self.model,
+            "data": self.data,
+            "threat_model": self.threat_model,
+            "clean_accuracy": {"value": self.clean["accuracy"], "ci": list(self.clean["ci"]),
+                               "n_correct": self.clean["n_correct"], "n": self.clean["n"]},
+            "results": self.results,
+            "checks": [c.to_dict() for c in self.checks],
+            "per_class": self.per_class,
+            "cost": self.cost,
+            "provenance": self.provenance,
+            "complete": self.complete,
+            "incomplete_reason": self.incomplete_reason,
+            "skipped_attacks": self.skipped_attacks,
+        }
+
+    def summary(self) -> str:
+        lines = [f"Scorecard: {self.model.get('name')} on {self.data.get('name')}/{self.data.get('split')} "
+                 f"(n={self.data.get('n')}), {self.threat_model['norm']}, attacks: {', '.join(self.attacks)}",
+                 f"  clean accuracy {self.clean_accuracy:.4f} [{self.clean_accuracy_ci[0]:.3f}, {self.clean_accuracy_ci[1]:.3f}]"]
+        for r in self.results:
+            flag = "" if r.get("complete", True) else "  (INCOMPLETE: upper bound)"
+            lines.append(f"  eps={r['eps_display']:<8} robust accuracy {r['robust_accuracy']:.4f} "
+                         f"[{r['robust_accuracy_ci'][0]:.3f}, {r['robust_accuracy_ci'][1]:.3f}]{flag}")
+        bad = [c for c in self.checks if c.status != "pass"]
+        lines.append(f"  checks: {self.status.upper()}" + "".join(f"\n    {c.status.upper()} {c.id}: {c.summary}" for c in bad))
+        if not self.complete:
+            lines.append(f"  INCOMPLETE: {self.incomplete_reason}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
