@@ -32,7 +32,50 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             print(f"  {name:<12} {framework:<11} clean accuracy {acc:.4f}  ({target.n_params:,} parameters)")
     if args.json:
         print(json.dumps(rows, indent=2))
+    if args.evaluate:
+        from .evaluation import evaluate
+
+        target = zoo.target("digits_cnn", "pytorch", seed=args.seed)
+        sc = evaluate(target, ds, attacks="standard", norm="linf", eps=[0.05, 0.1], n_samples=args.n_samples,
+                      seed=args.seed, progress=False)
+        print()
+        print(sc.summary())
     return 0
+
+
+def _parse_attacks(values: list[str]):
+    from .attacks import PRESETS
+
+    if len(values) == 1 and values[0] in PRESETS:
+        return values[0]
+    return values
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a reference model (or a model file) on a bundled data set and print the scorecard."""
+    from pathlib import Path
+
+    from . import zoo
+    from ._io import atomic_write_text
+    from .data import load_dataset
+    from .evaluation import evaluate
+    from .models import load_model, wrap_model
+
+    ds = load_dataset(args.dataset, split=args.split, seed=args.data_seed)
+    if args.model in zoo.list_models():
+        target = zoo.target(args.model, args.framework, seed=args.seed)
+    else:
+        native = load_model(args.model, framework=args.framework)
+        target = wrap_model(native, input_shape=ds.input_shape, nb_classes=ds.nb_classes,
+                            clip_values=ds.clip_values or (0.0, 1.0), name=Path(args.model).stem)
+    sc = evaluate(target, ds, attacks=_parse_attacks(args.attacks), norm=args.norm, eps=args.eps,
+                  n_samples=args.n_samples, seed=args.seed, exhaustive=args.exhaustive, checks=not args.no_checks,
+                  state_dir=args.state_dir, time_budget_s=args.time_budget_s, progress=not args.no_progress)
+    print(sc.summary())
+    if args.json:
+        atomic_write_text(args.json, json.dumps(sc.to_dict(), indent=2))
+        print(f"scorecard JSON written to {args.json}")
+    return 0 if sc.complete else 3
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -73,7 +116,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dataset", default="digits")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--json", action="store_true", help="also print the results as JSON")
+    demo.add_argument("--no-evaluate", dest="evaluate", action="store_false",
+                      help="skip the robustness scorecard of digits_cnn (pytorch) after the accuracies")
+    demo.add_argument("--n-samples", type=int, default=200, help="samples in the demo scorecard")
     demo.set_defaults(func=_cmd_demo)
+
+    ev = sub.add_parser("evaluate", help="attack a model over an eps sweep and print its scorecard")
+    ev.add_argument("--model", default="digits_cnn", help="reference model name or model file path")
+    ev.add_argument("--framework", default="pytorch", choices=["pytorch", "tensorflow"])
+    ev.add_argument("--dataset", default="digits")
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--data-seed", type=int, default=0)
+    ev.add_argument("--attacks", nargs="+", default=["standard"], help="a preset name or attack names")
+    ev.add_argument("--norm", default="linf")
+    ev.add_argument("--eps", nargs="+", type=float, default=[0.05, 0.1])
+    ev.add_argument("--n-samples", type=int, default=None)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--exhaustive", action="store_true")
+    ev.add_argument("--no-checks", action="store_true")
+    ev.add_argument("--state-dir", default=None)
+    ev.add_argument("--time-budget-s", type=float, default=None)
+    ev.add_argument("--no-progress", action="store_true")
+    ev.add_argument("--json", default=None, help="write the scorecard JSON to this file")
+    ev.set_defaults(func=_cmd_evaluate)
 
     info = sub.add_parser("info", help="print versions and the cache directory")
     info.set_defaults(func=_cmd_info)

@@ -17,6 +17,8 @@ os.environ.setdefault("AISEC_LAB_CACHE", os.path.join(_RUN_DIR, "cache"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# a busy 2-core machine makes spinning OpenMP threads crawl (measured: 60-150x slower torch calls)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest  # noqa: E402
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import contextlib
+
 import numpy as np
 
 from ..errors import IncompatibleModelError
@@ -28,6 +30,13 @@ class BaseOracle:
         self.clip_max = np.broadcast_to(np.asarray(clip_values[1], dtype=np.float32), self.input_shape)
         self.queries = 0
         self.gradient_queries = 0
+
+    #: intra-op thread counts worth timing for this backend (None: leave the framework alone)
+    thread_options: tuple = (None,)
+
+    def threads(self, n: int | None):
+        """Context in which the framework uses ``n`` intra-op threads (restored afterwards)."""
+        return contextlib.nullcontext()
 
     def value_and_grad(self, x, y, *, loss="ce", y_target=None):
         raise IncompatibleModelError("this target has no gradients", got=type(self).__name__,

@@ -59,6 +59,7 @@ class _Run:
     minimal_cache: dict = field(default_factory=dict)  # attack index -> (mask (n,), x_adv (n, *shape))
     done: set = field(default_factory=set)  # {(eps index, attack index)}
     cost: dict = field(default_factory=dict)  # attack label -> {"time_s", "queries", ...}
+    step_cost: dict = field(default_factory=dict)  # "ei:ai" -> {"time_s", "queries", "samples_attacked"}
 
     def init(self, x: np.ndarray, clean_correct: np.ndarray, clean_pred: np.ndarray) -> None:
         E, A, n = self.n_eps, self.n_attacks, self.n
@@ -199,18 +200,29 @@ def evaluate(
     specs, preset, skipped = resolve_attacks(attacks, norm=norm, target=target)
     if n_samples is not None:
         ds = ds.stratified_sample(n_samples, seed=int(seed))
-    if time_budget_s is not None and (not isinstance(time_budget_s, (int, float)) or time_budget_s <= 0):
+    if time_budget_s is not None and (isinstance(time_budget_s, bool) or not isinstance(time_budget_s, (int, float))
+                                      or not time_budget_s > 0):
         raise ConfigError("time_budget_s must be a positive number of seconds", got=time_budget_s, fix="e.g. 600")
+    oracle = target.oracle
+    if batch_size == "auto":
+        bs, threads = choose_batch_size(target, ds.n)
+    elif isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool) and batch_size >= 1:
+        bs, threads = int(batch_size), None
+    else:
+        raise ConfigError("batch_size must be 'auto' or a positive integer", got=batch_size, fix="e.g. batch_size=128")
+    with oracle.threads(threads):
+        return _evaluate(target, ds, specs, preset, skipped, norm, eps_list, bs=bs, threads=threads,
+                         seed=int(seed), exhaustive=exhaustive, checks=checks, state_dir=state_dir,
+                         time_budget_s=time_budget_s, progress=progress, probe_samples=probe_samples,
+                         notebook_parameters=notebook_parameters, started=started, started_at=started_at)
+
+
+def _evaluate(target, ds, specs, preset, skipped, norm, eps_list, *, bs, threads, seed, exhaustive, checks,
+              state_dir, time_budget_s, progress, probe_samples, notebook_parameters, started, started_at):
     x = np.ascontiguousarray(ds.x, dtype=np.float32)
     y = np.asarray(ds.y, dtype=np.int64)
     n = len(x)
     oracle = target.oracle
-    if batch_size == "auto":
-        bs = choose_batch_size(target, n)
-    elif isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool) and batch_size >= 1:
-        bs = int(batch_size)
-    else:
-        raise ConfigError("batch_size must be 'auto' or a positive integer", got=batch_size, fix="e.g. batch_size=128")
 
     clean_logits = np.concatenate([oracle.logits(x[i:i + bs]) for i in range(0, n, bs)]) if n else np.zeros((0, target.nb_classes))
     clean_pred = clean_logits.argmax(axis=1)
@@ -293,7 +305,7 @@ def evaluate(
 
     return _build_scorecard(target, ds, threat_model, specs, run, clean_correct, clean_pred, y, eps_list,
                             complete_eps, check_results, checks, incomplete_reason, skipped, started, started_at,
-                            notebook_parameters, bs)
+                            notebook_parameters, bs, threads)
 
 
 def _progress(total: int, enabled: bool):
@@ -333,10 +345,11 @@ def _run_step(spec, ai, ei, e, run, target, x, y, clean_logits, clean_correct, l
                 ok = _accept(run, ai, ei, e, remaining, x, y, adv, oracle, norm, lo, hi)
                 remaining = remaining[~ok]
     finally:
-        cost["time_s"] += time.perf_counter() - t0
-        cost["queries"] += oracle.queries - q0
-        cost["gradient_queries"] += getattr(oracle, "gradient_queries", 0) - g0
-        cost["samples_attacked"] += int(len(idx_all))
+        step = {"time_s": time.perf_counter() - t0, "queries": oracle.queries - q0,
+                "gradient_queries": getattr(oracle, "gradient_queries", 0) - g0, "samples_attacked": int(len(idx_all))}
+        run.step_cost[f"{ei}:{ai}"] = step
+        for key in ("time_s", "queries", "gradient_queries", "samples_attacked"):
+            cost[key] += step[key]
         cost["peak_rss_mb"] = max(cost["peak_rss_mb"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
@@ -389,7 +402,7 @@ def _accept(run, ai, ei, e, idx, x, y, adv, oracle, norm, lo, hi) -> np.ndarray:
 
 def _build_scorecard(target, ds, threat_model, specs, run, clean_correct, clean_pred, y, eps_list, complete_eps,
                      check_results, checks_ran, incomplete_reason, skipped, started, started_at, notebook_parameters,
-                     bs) -> Scorecard:
+                     bs, threads) -> Scorecard:
     n = len(y)
     n_correct = int(clean_correct.sum())
     clean = {"accuracy": n_correct / n if n else 0.0, "ci": list(proportion_ci(n_correct, n)), "n_correct": n_correct,
@@ -402,8 +415,12 @@ def _build_scorecard(target, ds, threat_model, specs, run, clean_correct, clean_
         for ai, spec in enumerate(specs):
             broken_first = run.first[ei] == ai
             mine = run.by_attack[ai, ei]
+            step = run.step_cost.get(f"{ei}:{ai}", {})
             entry = {
                 "broken_first": int(broken_first.sum()),
+                "time_s": float(step.get("time_s", 0.0)),
+                "queries": int(step.get("queries", 0)),
+                "samples_attacked": int(step.get("samples_attacked", 0)),
                 "success_rate": float(mine.sum() / n_correct) if n_correct else 0.0,
                 "ran": (ei, ai) in run.done,
                 "out_of_bounds_discarded": int(run.violations[ai, ei]),
@@ -416,6 +433,8 @@ def _build_scorecard(target, ds, threat_model, specs, run, clean_correct, clean_
             first_l2 = run.l2[ei, broken_first]
             entry["linf_median"] = float(np.median(first_linf)) if len(first_linf) else None
             entry["l2_median"] = float(np.median(first_l2)) if len(first_l2) else None
+            entry["linf_max"] = float(np.max(first_linf)) if len(first_linf) else None
+            entry["l2_max"] = float(np.max(first_l2)) if len(first_l2) else None
             attacks[spec.label] = entry
         broken = run.first[ei] >= 0
         results.append({
@@ -438,7 +457,7 @@ def _build_scorecard(target, ds, threat_model, specs, run, clean_correct, clean_
         per_class[str(c)] = {"n": int(m.sum()), "clean_accuracy": float(clean_correct[m].mean()),
                              "robust_accuracy": {f"{e:g}": float((run.first[ei][m] == -1).mean())
                                                  for ei, e in enumerate(eps_list)}}
-    cost = {"wall_time_s": time.perf_counter() - started, "batch_size": bs,
+    cost = {"wall_time_s": time.perf_counter() - started, "batch_size": bs, "cpu_threads": threads,
             "attacks": {k: dict(v) for k, v in run.cost.items()},
             "queries_total": int(sum(v["queries"] for v in run.cost.values())),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

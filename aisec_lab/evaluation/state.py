@@ -46,6 +46,7 @@ class EvaluationState:
                 run.minimal_cache[int(key)] = (arrays[f"minimal_have_{key}"].copy(), arrays[f"minimal_x_{key}"].copy())
         run.done = {tuple(step) for step in meta["done"]}
         run.cost = meta.get("cost", {})
+        run.step_cost = meta.get("step_cost", {})
 
     def save(self, run: Any) -> None:
         buf = io.BytesIO()
@@ -57,4 +58,4 @@ class EvaluationState:
         atomic_write_bytes(self.arrays_path, buf.getvalue())
         atomic_write_text(self.meta_path, json.dumps({
             "fingerprint": self.fingerprint, "done": sorted(list(s) for s in run.done), "cost": run.cost,
-            "minimal_cache": sorted(run.minimal_cache)}, indent=1))
+            "step_cost": run.step_cost, "minimal_cache": sorted(run.minimal_cache)}, indent=1))

@@ -6,7 +6,7 @@ from aisec_lab.cli import main
 
 
 def test_demo_prints_clean_accuracy(capsys):
-    rc = main(["demo", "--frameworks", "pytorch", "--models", "digits_mlp", "--json"])
+    rc = main(["demo", "--frameworks", "pytorch", "--models", "digits_mlp", "--json", "--no-evaluate"])
     out = capsys.readouterr().out
     assert rc == 0
     assert "digits_mlp" in out and "clean accuracy" in out
@@ -24,3 +24,15 @@ def test_info_lists_versions(capsys):
     assert main(["info"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["aisec-lab"] and info["numpy"] and "cache_dir" in info
+
+
+def test_evaluate_command_writes_json(tmp_path, capsys):
+    out_json = tmp_path / "sc.json"
+    rc = main(["evaluate", "--attacks", "fgsm", "pgd", "--eps", "0.1", "--n-samples", "30", "--no-checks",
+               "--no-progress", "--json", str(out_json)])
+    out = capsys.readouterr().out
+    assert rc == 0 and "robust accuracy" in out
+    data = json.loads(out_json.read_text())
+    assert data["threat_model"]["eps"] == [0.1] and 0 <= data["results"][0]["robust_accuracy"] <= 1
+    rc = main(["evaluate", "--attacks", "pdg", "--eps", "0.1", "--no-progress"])
+    assert rc == 2 and "did you mean 'pgd'" in capsys.readouterr().err
