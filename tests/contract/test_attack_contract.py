@@ -17,7 +17,6 @@ x both frameworks x every norm the attack declares. Built-ins run with small hyp
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import re
@@ -27,6 +26,7 @@ import numpy as np
 import pytest
 
 import aisec_lab as al
+from aisec_lab.attacks.catalog import _numpy_global_seed
 from aisec_lab.attacks import ATTACKS
 from aisec_lab.attacks.spec import NORMS
 
@@ -108,17 +108,6 @@ def _size(x: np.ndarray, x_adv: np.ndarray, norm: str) -> np.ndarray:
 
 def _bound(eps: float) -> float:
     return eps * (1 + 1e-6) + 1e-6
-
-
-@contextlib.contextmanager
-def _numpy_global_seed(seed: int):
-    """ART draws from NumPy's global generator: seed it for reproducibility, then restore it."""
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
 
 
 # -- fixtures ------------------------------------------------------------------------------------------

@@ -39,3 +39,19 @@ def torch_models():
             return self.fc(x.reshape(len(x), -1))
 
     return SoftmaxNet, BinaryNet, ChannelsLastNet
+
+
+def torch_quantized(base):
+    """``base`` behind a non-differentiable 4-level input quantisation step (zero input gradients)."""
+    import torch
+    from torch import nn
+
+    class Quantized(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.base = base
+
+        def forward(self, x):
+            return self.base(torch.round(x * 4) / 4)
+
+    return Quantized()

@@ -10,6 +10,8 @@ import pytest
 
 import aisec_lab as al
 
+from ._models import torch_models, torch_quantized
+
 QUICK = dict(progress=False, checks=False)
 
 
@@ -150,33 +152,8 @@ def test_minimum_norm_attack_is_projected(cnn, digits_test):
 
 
 # -- the checks flag what they should --------------------------------------------------------------
-def _torch_wrappers():
-    import torch
-    from torch import nn
-
-    class Softmax(nn.Module):
-        def __init__(self, base):
-            super().__init__()
-            self.base = base
-
-        def forward(self, x):
-            return torch.softmax(self.base(x), dim=1)
-
-    class Quantized(nn.Module):
-        """A non-differentiable input quantisation step (4 levels) in front of the model."""
-
-        def __init__(self, base):
-            super().__init__()
-            self.base = base
-
-        def forward(self, x):
-            return self.base(torch.round(x * 4) / 4)
-
-    return Softmax, Quantized
-
-
 def test_softmax_model_is_flagged(zoo_models, digits_test):
-    Softmax, _ = _torch_wrappers()
+    Softmax, _, _ = torch_models()
     target = al.wrap_model(Softmax(zoo_models("digits_cnn", "pytorch")), input_shape=(1, 8, 8), nb_classes=10,
                            clip_values=(0, 1))
     sc = al.evaluate(target, digits_test, attacks=["fgsm"], eps=[0.1], n_samples=60, progress=False, probe_samples=40)
@@ -185,8 +162,7 @@ def test_softmax_model_is_flagged(zoo_models, digits_test):
 
 
 def test_quantized_model_is_flagged(zoo_models, digits_test):
-    _, Quantized = _torch_wrappers()
-    target = al.wrap_model(Quantized(zoo_models("digits_cnn", "pytorch")), input_shape=(1, 8, 8), nb_classes=10,
+    target = al.wrap_model(torch_quantized(zoo_models("digits_cnn", "pytorch")), input_shape=(1, 8, 8), nb_classes=10,
                            clip_values=(0, 1))
     sc = al.evaluate(target, digits_test, attacks=["pgd"], eps=[0.1], n_samples=60, progress=False, probe_samples=40)
     assert sc.check("gradient_health").status == "fail"
