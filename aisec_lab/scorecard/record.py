@@ -170,7 +170,8 @@ class Scorecard:
             "data": self.data,
             "threat_model": self.threat_model,
             "clean_accuracy": {"value": self.clean["accuracy"], "ci": list(self.clean["ci"]),
-                               "n_correct": self.clean["n_correct"], "n": self.clean["n"]},
+                               "n_correct": self.clean["n_correct"], "n": self.clean["n"],
+                               **{k: self.clean[k] for k in ("ci_method", "ci_level") if k in self.clean}},
             "results": self.results,
             "checks": [c.to_dict() for c in self.checks],
             "per_class": self.per_class,
@@ -180,6 +181,23 @@ class Scorecard:
             "incomplete_reason": self.incomplete_reason,
             "skipped_attacks": self.skipped_attacks,
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], samples: dict | None = None) -> "Scorecard":
+        """Rebuild a scorecard from :meth:`to_dict` output (validated by the schema in ``scorecard.io``)."""
+        clean_acc = d["clean_accuracy"]
+        clean = {"accuracy": clean_acc["value"], "ci": list(clean_acc["ci"]), "n_correct": clean_acc["n_correct"],
+                 "n": clean_acc["n"]}
+        for key in ("ci_method", "ci_level"):
+            if key in clean_acc:
+                clean[key] = clean_acc[key]
+        checks = [CheckResult(id=c["id"], status=c["status"], summary=c["summary"], evidence=c.get("evidence", {}),
+                              doc=c.get("doc", "")) for c in d["checks"]]
+        return cls(model=d["model"], data=d["data"], threat_model=d["threat_model"], clean=clean,
+                   results=d["results"], checks=checks, cost=d["cost"], provenance=d["provenance"],
+                   per_class=d.get("per_class", {}), samples=dict(samples or {}), complete=d["complete"],
+                   incomplete_reason=d.get("incomplete_reason"), skipped_attacks=d.get("skipped_attacks", []),
+                   schema_version=d["schema_version"])
 
     def summary(self) -> str:
         lines = [f"Scorecard: {self.model.get('name')} on {self.data.get('name')}/{self.data.get('split')} "
