@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from . import errors, zoo
+from . import errors, export, zoo
 from .data import Dataset, from_arrays, from_tf_dataset, from_torch_loader, list_datasets, load_dataset, load_npz
 from .errors import (
     AisecLabError,
@@ -17,6 +17,7 @@ from .errors import (
     IncompatibleModelError,
     MissingDependencyError,
     NotebookExecutionError,
+    ScorecardFormatError,
     UnknownComponentError,
     UnsafeFileError,
 )
@@ -34,6 +35,7 @@ from .evaluation.checks import list_checks, register_check
 from .models import Target, load_model, wrap_model, wrap_predict
 from .registry import Registry
 from .scorecard import CheckResult, Scorecard
+from .scorecard.compare import Comparison, GateResult, compare, gate
 
 from ._version import __version__  # noqa: E402
 
@@ -55,6 +57,12 @@ __all__ = [
     "evaluate",
     "Scorecard",
     "CheckResult",
+    "compare",
+    "gate",
+    "Comparison",
+    "GateResult",
+    "export",
+    "ScorecardFormatError",
     "attack",
     "AttackSpec",
     "list_attacks",

@@ -72,8 +72,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                   n_samples=args.n_samples, seed=args.seed, exhaustive=args.exhaustive, checks=not args.no_checks,
                   state_dir=args.state_dir, time_budget_s=args.time_budget_s, progress=not args.no_progress)
     print(sc.summary())
+    if args.out:
+        path = sc.save(args.out)
+        print(f"scorecard written to {path.parent} (scorecard.json, .html, .md, samples.npz, plots/)")
     if args.json:
-        atomic_write_text(args.json, json.dumps(sc.to_dict(), indent=2))
+        atomic_write_text(args.json, json.dumps(sc.to_dict(), indent=2, sort_keys=True))
         print(f"scorecard JSON written to {args.json}")
     return 0 if sc.complete else 3
 
@@ -102,6 +105,87 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
     for name in zoo.list_models():
         print(f"{name:<12} {zoo.MODELS.describe(name)}")
     return 0
+
+
+def _render_text(sc, fmt: str) -> str:
+    """The scorecard in ``fmt``: html / md through the renderers, model-index / mct through the exports."""
+    from .errors import MissingDependencyError
+
+    what = {"html": "aisec_lab.scorecard.render.html", "md": "aisec_lab.scorecard.render.markdown",
+            "model-index": "aisec_lab.export", "mct": "aisec_lab.export"}[fmt]
+    try:
+        if fmt == "html":
+            from .scorecard.render.html import render_html
+
+            return render_html(sc.to_dict(), sc.samples)
+        if fmt == "md":
+            from .scorecard.render.markdown import render_markdown
+
+            return render_markdown(sc.to_dict())
+        from . import export
+
+        if fmt == "model-index":
+            return export.model_index(sc)
+        return json.dumps(export.model_card_toolkit(sc), indent=2, sort_keys=True)
+    except MissingDependencyError:
+        raise
+    except ImportError as exc:
+        raise MissingDependencyError(f"--format {fmt} needs {what}, which could not be imported", got=str(exc),
+                                     fix="reinstall aisec-lab, or pick another --format") from exc
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    """Render a saved scorecard as HTML, Markdown, a Hugging Face model-index fragment or MCT JSON."""
+    from ._io import atomic_write_text
+    from .scorecard import Scorecard
+
+    sc = Scorecard.load(args.path)
+    text = _render_text(sc, args.format)
+    if args.out:
+        atomic_write_text(args.out, text)
+        print(f"{args.format} written to {args.out}")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    """Differences b - a between two scorecards on the same data and threat model, with McNemar tests."""
+    from .scorecard import Scorecard
+    from .scorecard.compare import compare
+
+    result = compare(Scorecard.load(args.a), Scorecard.load(args.b))
+    print(json.dumps(result.to_dict(), indent=2, sort_keys=True) if args.json else result.summary())
+    return 0
+
+
+def _cmd_gate(args: argparse.Namespace) -> int:
+    """One line on stdout; exit 0 when every threshold is met, 1 when one is not, 2 on bad input."""
+    from .scorecard import Scorecard
+    from .scorecard.compare import gate
+
+    try:
+        result = gate(Scorecard.load(args.path), eps=args.eps, min_robust_accuracy=args.min_robust_accuracy,
+                      min_clean_accuracy=args.min_clean_accuracy, fail_on=args.fail_on)
+    except AisecLabError as exc:
+        _print_line("ERROR: " + str(exc))
+        return 2
+    except Exception as exc:  # a crash must not read as "threshold not met" (exit 1)
+        log.exception("gate crashed")
+        _print_line(f"ERROR: unexpected {type(exc).__name__}: {exc}")
+        return 2
+    _print_line(result.reason)
+    return 0 if result.ok else 1
+
+
+def _print_line(text: str) -> None:
+    """Print ``text`` as exactly one line, even on a stdout that cannot encode ε."""
+    line = " ".join(str(text).split())
+    try:
+        print(line)
+    except UnicodeEncodeError:
+        encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+        print(line.encode(encoding, errors="backslashreplace").decode(encoding))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--state-dir", default=None)
     ev.add_argument("--time-budget-s", type=float, default=None)
     ev.add_argument("--no-progress", action="store_true")
+    ev.add_argument("--out", default=None, help="save the scorecard files (json, html, md, plots) into this folder")
     ev.add_argument("--json", default=None, help="write the scorecard JSON to this file")
     ev.set_defaults(func=_cmd_evaluate)
 
@@ -145,6 +230,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     zoo_p = sub.add_parser("zoo", help="list the reference models")
     zoo_p.set_defaults(func=_cmd_zoo)
+
+    render = sub.add_parser("render", help="render a saved scorecard (HTML, Markdown, model-index YAML, MCT JSON)")
+    render.add_argument("path", help="scorecard.json or the directory holding it")
+    render.add_argument("--format", required=True, choices=["html", "md", "model-index", "mct"])
+    render.add_argument("--out", default=None, help="write to this file (atomically) instead of stdout")
+    render.set_defaults(func=_cmd_render)
+
+    cmp_p = sub.add_parser("compare", help="compare two scorecards (differences B - A, paired McNemar tests)")
+    cmp_p.add_argument("a", help="scorecard A (JSON file or its directory)")
+    cmp_p.add_argument("b", help="scorecard B (JSON file or its directory)")
+    cmp_p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    cmp_p.set_defaults(func=_cmd_compare)
+
+    gate_p = sub.add_parser("gate", help="exit 0 when a scorecard meets every threshold, 1 when not, 2 on bad input")
+    gate_p.add_argument("path", help="scorecard.json or the directory holding it")
+    gate_p.add_argument("--eps", type=float, default=None,
+                        help="the ε the robust-accuracy threshold applies at (default: every evaluated ε)")
+    gate_p.add_argument("--min-robust-accuracy", type=float, default=None, help="a fraction in [0, 1]")
+    gate_p.add_argument("--min-clean-accuracy", type=float, default=None, help="a fraction in [0, 1]")
+    gate_p.add_argument("--fail-on", default="fail", choices=["fail", "warn", "never"],
+                        help="check severity that fails the gate (default: fail)")
+    gate_p.set_defaults(func=_cmd_gate)
     return parser
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "UnsafeFileError",
+    "ScorecardFormatError",
     "IncompatibleModelError",
     "UnknownComponentError",
     "MissingDependencyError",
@@ -62,6 +63,10 @@ class DataError(ConfigError):
 
 class UnsafeFileError(ConfigError):
     """A file would run arbitrary code when loaded (a pickle) and ``trust=True`` was not given."""
+
+
+class ScorecardFormatError(ConfigError):
+    """A scorecard file (JSON or its per-sample arrays) is truncated, invalid, or of an unknown schema version."""
 
 
 class IncompatibleModelError(AisecLabError, TypeError):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +22,7 @@ __all__ = ["Scorecard", "CheckResult", "SCHEMA_VERSION", "STATUSES"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "0.1.0"
+SCHEMA_VERSION = "1.0.0"
 STATUSES = ("pass", "warn", "fail")
 
 
@@ -198,6 +200,56 @@ class Scorecard:
                    per_class=d.get("per_class", {}), samples=dict(samples or {}), complete=d["complete"],
                    incomplete_reason=d.get("incomplete_reason"), skipped_attacks=d.get("skipped_attacks", []),
                    schema_version=d["schema_version"])
+
+    # -- files, tables, notebooks ----------------------------------------------------------------
+    def save(self, out_dir: str | os.PathLike) -> Path:
+        """Write ``scorecard.json``, ``samples.npz`` (and Markdown, HTML, plots when the renderers are
+        available) into ``out_dir``, atomically, replacing a previous save; return the JSON path."""
+        from .io import save
+
+        return save(self, out_dir)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Scorecard":
+        """Read a saved scorecard: the ``scorecard.json`` file or the directory holding it. Refuses a
+        truncated or invalid file and an unknown major schema version (``ScorecardFormatError``)."""
+        from .io import load
+
+        return load(path)
+
+    def to_frame(self):
+        """pandas DataFrame indexed by ε: one column per attack plus ``worst_case`` (robust accuracy).
+
+        Per-attack columns hold each attack's own robust accuracy when the evaluation was exhaustive,
+        otherwise the number of samples it broke *first* in the cascade (``df.attrs["values"]`` says
+        which).
+        """
+        from .._optional import require
+
+        pd = require("pandas", purpose="build a DataFrame from a scorecard", extra="notebooks")
+        key = "robust_accuracy" if self.exhaustive else "broken_first"
+        columns = [*self.attacks, "worst_case"]
+        rows = []
+        for r in self.results:
+            row = {label: r["attacks"].get(label, {}).get(key, math.nan) for label in self.attacks}
+            row["worst_case"] = float(r["robust_accuracy"])
+            rows.append(row)
+        frame = pd.DataFrame(rows, index=pd.Index(self.eps, name="eps", dtype=float), columns=columns)
+        frame.attrs.update(values=key, worst_case="robust_accuracy", norm=self.threat_model.get("norm"))
+        return frame
+
+    def _repr_html_(self) -> str:
+        import html
+
+        fallback = f"<pre>{html.escape(self.summary())}</pre>"
+        try:
+            from .render.html import render_html
+        except ImportError:
+            return fallback
+        try:
+            return render_html(self.to_dict(), self.samples, embed_plots=False)
+        except ImportError:  # a missing optional renderer dependency (jinja2)
+            return fallback
 
     def summary(self) -> str:
         lines = [f"Scorecard: {self.model.get('name')} on {self.data.get('name')}/{self.data.get('split')} "

@@ -29,10 +29,13 @@ def test_info_lists_versions(capsys):
 def test_evaluate_command_writes_json(tmp_path, capsys):
     out_json = tmp_path / "sc.json"
     rc = main(["evaluate", "--attacks", "fgsm", "pgd", "--eps", "0.1", "--n-samples", "30", "--no-checks",
-               "--no-progress", "--json", str(out_json)])
+               "--no-progress", "--json", str(out_json), "--out", str(tmp_path / "run")])
     out = capsys.readouterr().out
     assert rc == 0 and "robust accuracy" in out
     data = json.loads(out_json.read_text())
+    assert {p.name for p in (tmp_path / "run").iterdir()} >= {"scorecard.json", "scorecard.html", "scorecard.md",
+                                                              "samples.npz", "plots"}
+    assert rc == main(["gate", str(tmp_path / "run"), "--eps", "0.1", "--min-robust-accuracy", "0.0"])
     assert data["threat_model"]["eps"] == [0.1] and 0 <= data["results"][0]["robust_accuracy"] <= 1
     rc = main(["evaluate", "--attacks", "pdg", "--eps", "0.1", "--no-progress"])
     assert rc == 2 and "did you mean 'pgd'" in capsys.readouterr().err
