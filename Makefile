@@ -19,7 +19,7 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/aisec-lab demo
+	$(VENV)/bin/aisec-lab demo --out runs/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -40,6 +40,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                       seed=args.seed, progress=False)
         print()
         print(sc.summary())
+        if args.out:
+            path = sc.save(args.out)
+            print(f"\nscorecard files written to {path.parent}/ (open scorecard.html)")
     return 0
 
 
@@ -203,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-evaluate", dest="evaluate", action="store_false",
                       help="skip the robustness scorecard of digits_cnn (pytorch) after the accuracies")
     demo.add_argument("--n-samples", type=int, default=200, help="samples in the demo scorecard")
+    demo.add_argument("--out", default=None, help="save the demo scorecard files into this folder")
     demo.set_defaults(func=_cmd_demo)
 
     ev = sub.add_parser("evaluate", help="attack a model over an eps sweep and print its scorecard")
