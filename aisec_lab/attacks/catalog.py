@@ -87,7 +87,8 @@ class FGSM(AttackSpec):
 
             attack = FastGradientMethod(target.estimator, norm=1, eps=eps, eps_step=eps, targeted=self.targeted,
                                         batch_size=self.batch_size or 128)
-            return _art_generate(self, target, attack, x, y, y_target)
+            with _numpy_global_seed(seed):
+                return _art_generate(self, target, attack, x, y, y_target)
         return _kernels().fgsm(target.oracle, x, y, norm=norm, eps=eps, loss=self.loss, y_target=y_target)
 
 
@@ -129,7 +130,8 @@ class PGD(AttackSpec):
                                               max_iter=self.max_iter, targeted=self.targeted,
                                               num_random_init=self.num_random_init,
                                               batch_size=self.batch_size or 128, verbose=False)
-            return _art_generate(self, target, attack, x, y, y_target)
+            with _numpy_global_seed(seed):
+                return _art_generate(self, target, attack, x, y, y_target)
         return _kernels().pgd(target.oracle, x, y, norm=norm, eps=eps, eps_step=self.step_for(eps),
                               max_iter=self.max_iter, num_random_init=self.num_random_init, loss=self.loss,
                               y_target=y_target, seed=seed)
@@ -159,7 +161,8 @@ class _APGD(AttackSpec):
                 target.estimator, norm=1, eps=eps, eps_step=2 * eps, max_iter=self.max_iter, targeted=self.targeted,
                 nb_random_init=self.n_restarts, batch_size=self.batch_size or 128,
                 loss_type="cross_entropy" if self.loss_name == "ce" else "difference_logits_ratio", verbose=False)
-            return _art_generate(self, target, attack, x, y, y_target)
+            with _numpy_global_seed(seed):
+                return _art_generate(self, target, attack, x, y, y_target)
         return _kernels().apgd(target.oracle, x, y, norm=norm, eps=eps, max_iter=self.max_iter,
                                loss=self.loss_name, y_target=y_target, n_restarts=self.n_restarts, rho=self.rho,
                                seed=seed)
@@ -229,6 +232,9 @@ class Square(AttackSpec):
         check_int(self, "n_restarts", 1)
         check_positive(self, "p_init", allow_none=True)
         check_choice(self, "loss", ("margin", "ce"))
+
+    def query_budget(self) -> int:
+        return (self.max_iter + 1) * self.n_restarts
 
     def run(self, target, x, y, *, norm, eps, y_target=None, seed=0):
         return _kernels().square(target.oracle, x, y, norm=norm, eps=eps, max_iter=self.max_iter,
@@ -314,7 +320,8 @@ class CarliniL2(AttackSpec):
                                  learning_rate=self.learning_rate, binary_search_steps=self.binary_search_steps,
                                  max_iter=self.max_iter, initial_const=self.initial_const,
                                  batch_size=self.batch_size or 128, verbose=False)
-        return _art_generate(self, target, attack, x, y, y_target)
+        with _numpy_global_seed(seed):
+            return _art_generate(self, target, attack, x, y, y_target)
 
 
 @register_attack("deepfool")
@@ -350,7 +357,8 @@ class DeepFool(AttackSpec):
         attack = ArtDeepFool(target.estimator, max_iter=self.max_iter, epsilon=self.epsilon,
                              nb_grads=min(self.nb_grads, target.nb_classes), batch_size=self.batch_size or 128,
                              verbose=False)
-        return _art_generate(self, target, attack, x, y, None)
+        with _numpy_global_seed(seed):
+            return _art_generate(self, target, attack, x, y, None)
 
 
 @register_attack("hop_skip_jump")

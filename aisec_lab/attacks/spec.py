@@ -151,6 +151,10 @@ class AttackSpec:
             "summary": doc.splitlines()[0] if doc else "", "doc": doc,
         }
 
+    def query_budget(self) -> int | None:
+        """Model queries per sample this attack may spend, when it is fixed by its hyperparameters."""
+        return None
+
     def with_params(self, **params: Any) -> AttackSpec:
         names = [f.name for f in dataclasses.fields(self)]
         unknown = [k for k in params if k not in names]

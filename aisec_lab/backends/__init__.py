@@ -15,7 +15,27 @@ import numpy as np
 
 from ..errors import IncompatibleModelError
 
-__all__ = ["PredictFnOracle", "BaseOracle"]
+__all__ = ["PredictFnOracle", "BaseOracle", "count_estimator_queries"]
+
+
+def count_estimator_queries(estimator, oracle) -> None:
+    """Make ART's entry points add to ``oracle``'s counters, so attacks run through ART report their queries."""
+    import functools
+
+    def counted(method, gradient: bool):
+        @functools.wraps(method)
+        def wrapper(x, *args, **kwargs):
+            oracle.queries += len(x)
+            if gradient:
+                oracle.gradient_queries += len(x)
+            return method(x, *args, **kwargs)
+
+        return wrapper
+
+    for name, gradient in (("predict", False), ("loss_gradient", True), ("class_gradient", True)):
+        method = getattr(estimator, name, None)
+        if method is not None:
+            setattr(estimator, name, counted(method, gradient))
 
 
 class BaseOracle:

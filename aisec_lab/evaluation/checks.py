@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..attacks import attack
-from ..errors import AisecLabError, ConfigError, IncompatibleModelError
+from ..errors import AisecLabError
 from ..registry import Registry
 from ..scorecard.record import CheckResult
 from .metrics import perturbation_norms
@@ -207,7 +207,8 @@ def _compare(ctx: CheckContext, check_id: str, strong, weak, what: str) -> Check
     strong_label = " + ".join(spec.label for spec in strong)
     ev = {"eps": eps, "n_probed": int(len(idx)), "strong": strong_label, "weak": weak.label,
           "strong_success": int(s.sum()), "weak_success": int(w.sum()), "broken_only_by_weak": only_weak}
-    status = _grade(only_weak / len(idx))
+    # a couple of boundary samples differ between any two attacks: warn from 3 samples and > 1 %
+    status = _grade(only_weak / len(idx)) if only_weak >= 3 else "pass"
     summary = (f"{strong_label} breaks every probed sample {weak.label} breaks" if only_weak == 0 else
                f"{weak.label} broke {only_weak} of {len(idx)} probed samples that {strong_label} did not"
                + (f": {what}" if status != "pass" else " (within the tolerance for samples on the boundary)"))
@@ -327,12 +328,27 @@ def perturbation_bounds(ctx: CheckContext) -> CheckResult:
 
 
 def run_checks(ctx: CheckContext) -> list[CheckResult]:
+    """Run every registered check; a check that cannot run (error, time budget, Ctrl-C) becomes a ``warn``."""
+    import time
+
     out = []
+    stopped = None
     for check_id, fn in CHECKS.items():
+        if stopped is None and ctx.deadline is not None and time.monotonic() > ctx.deadline:
+            stopped = "the time budget was exhausted"
+        if stopped is not None:
+            out.append(_result(check_id, "warn", f"not run: {stopped}", applicable=True, run=False))
+            continue
         try:
             res = fn(ctx)
-        except (AisecLabError, ConfigError, IncompatibleModelError) as exc:
-            res = _result(check_id, "warn", f"the check could not run: {exc}", error=str(exc))
+        except KeyboardInterrupt:
+            stopped = "interrupted (KeyboardInterrupt)"
+            out.append(_result(check_id, "warn", f"not run: {stopped}", applicable=True, run=False))
+            continue
+        except Exception as exc:  # noqa: BLE001 - a failing (plugin) check must not discard a finished evaluation
+            log.warning("check %s failed: %s: %s", check_id, type(exc).__name__, exc)
+            res = _result(check_id, "warn", f"the check could not run: {type(exc).__name__}: {exc}",
+                          error=f"{type(exc).__name__}: {exc}")
         if not isinstance(res, CheckResult):
             raise AisecLabError(f"check {check_id!r} returned {type(res).__name__}, not a CheckResult", got=res,
                                 fix="return aisec_lab.scorecard.CheckResult(id=..., status=..., summary=...)")

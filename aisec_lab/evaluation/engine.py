@@ -240,13 +240,19 @@ def _evaluate(target, ds, specs, preset, skipped, norm, eps_list, *, bs, threads
                      "atlas_technique": s.atlas_technique} for s in specs],
         "targeted": any(s.targeted for s in specs),
         "knowledge": sorted({s.knowledge for s in specs}),
-        "query_budget": {s.label: s.params()["max_iter"] for s in specs if s.knowledge == "black-box" and "max_iter" in s.params()},
+        "query_budget": {s.label: s.query_budget() for s in specs if s.knowledge == "black-box"},
         "exhaustive": bool(exhaustive),
         "seed": int(seed),
         "batch_size": bs,
     }
-    fingerprint = _fingerprint({"model": target.weights_sha256 or target.name, "data": ds.sha256,
-                                "threat_model": {k: v for k, v in threat_model.items() if k != "batch_size"}})
+    for spec in specs:  # array targets are validated against the whole evaluated set before anything runs
+        if spec.targeted and not isinstance(spec.target, str):
+            _targets_for(spec, clean_logits, y, np.arange(n), np.random.default_rng(0))
+    # the clean outputs identify a black-box model too (it has no weights hash); the batch size is part of the
+    # configuration because random starts are drawn per batch
+    outputs_sha = hashlib.sha256(np.round(clean_logits.astype(np.float64), 4).tobytes()).hexdigest()
+    fingerprint = _fingerprint({"model": target.weights_sha256 or target.name, "outputs": outputs_sha,
+                                "data": ds.sha256, "threat_model": threat_model})
     run = _Run(n=n, n_eps=len(eps_list), n_attacks=len(specs), shape=tuple(target.input_shape))
     run.init(x, clean_correct, clean_pred)
     state = EvaluationState(state_dir, fingerprint) if state_dir is not None else None
@@ -288,11 +294,13 @@ def _evaluate(target, ds, specs, preset, skipped, norm, eps_list, *, bs, threads
     finally:
         bar.close()
     if incomplete_reason is not None:
+        # The state file keeps the last completed step (saved above), so a resumed run redoes the interrupted
+        # step whole and matches a fresh run; the partial step's results are only in this scorecard.
         log.warning("evaluation stopped early: %s; the scorecard is marked incomplete", incomplete_reason)
         for ei in range(len(eps_list)):
             complete_eps[ei] = all((ei, ai) in run.done for ai in range(len(specs)))
-        if state is not None:
-            state.save(run)
+            if ei > 0:
+                run.inherit(ei)  # samples broken at a smaller ε are broken here too, even if ε was not reached
 
     check_results = []
     if checks:
@@ -300,7 +308,7 @@ def _evaluate(target, ds, specs, preset, skipped, norm, eps_list, *, bs, threads
 
         ctx = CheckContext(target=target, x=x, y=y, clean_logits=clean_logits, clean_correct=clean_correct,
                            norm=norm, eps=eps_list, specs=specs, run=run, seed=int(seed), batch_size=bs,
-                           probe_samples=probe_samples, deadline=None)
+                           probe_samples=probe_samples, deadline=deadline)
         check_results = run_checks(ctx)
 
     return _build_scorecard(target, ds, threat_model, specs, run, clean_correct, clean_pred, y, eps_list,
@@ -323,7 +331,7 @@ def _run_step(spec, ai, ei, e, run, target, x, y, clean_logits, clean_correct, l
         candidates = run.first[ei] == -1
     idx_all = np.flatnonzero(candidates)
     cost = run.cost.setdefault(label, {"time_s": 0.0, "queries": 0, "gradient_queries": 0, "samples_attacked": 0,
-                                       "peak_rss_mb": 0.0})
+                                       "rss_mb": 0.0, "process_peak_rss_mb": 0.0})
     if len(idx_all) == 0 or e == 0:
         return
     oracle = target.oracle
@@ -341,23 +349,25 @@ def _run_step(spec, ai, ei, e, run, target, x, y, clean_logits, clean_correct, l
                     break
                 pos = np.searchsorted(idx, remaining)
                 yt = None if y_t is None else y_t[pos]
-                adv = _attack_batch(spec, ai, run, target, x, y, remaining, norm, e, yt, step_seed + k, lo, hi)
+                adv = _attack_batch(spec, (ai, k), run, target, x, y, remaining, norm, e, yt, step_seed + k, lo, hi)
                 ok = _accept(run, ai, ei, e, remaining, x, y, adv, oracle, norm, lo, hi)
                 remaining = remaining[~ok]
     finally:
         step = {"time_s": time.perf_counter() - t0, "queries": oracle.queries - q0,
-                "gradient_queries": getattr(oracle, "gradient_queries", 0) - g0, "samples_attacked": int(len(idx_all))}
+                "gradient_queries": getattr(oracle, "gradient_queries", 0) - g0, "samples_attacked": int(len(idx_all)),
+                "broken": int(run.by_attack[ai, ei, idx_all].sum())}
         run.step_cost[f"{ei}:{ai}"] = step
         for key in ("time_s", "queries", "gradient_queries", "samples_attacked"):
             cost[key] += step[key]
-        cost["peak_rss_mb"] = max(cost["peak_rss_mb"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        cost["rss_mb"] = max(cost["rss_mb"], _rss_mb())
+        cost["process_peak_rss_mb"] = _peak_rss_mb()
 
 
-def _attack_batch(spec, ai, run, target, x, y, idx, norm, e, y_target, seed, lo, hi):
+def _attack_batch(spec, cache_key, run, target, x, y, idx, norm, e, y_target, seed, lo, hi):
     if not spec.minimal:
         return spec.run(target, x[idx], y[idx], norm=norm, eps=e, y_target=y_target, seed=seed)
-    # minimum-norm attacks: one run per sample (cached across ε), then projected onto each ε-ball
-    cache_key = ai
+    # minimum-norm attacks: one run per sample and target rank (cached across ε), projected onto each ε-ball
+    cache_key = f"{cache_key[0]}-{cache_key[1]}"
     if cache_key not in run.minimal_cache:
         run.minimal_cache[cache_key] = (np.zeros(run.n, dtype=bool), np.array(x, dtype=np.float32, copy=True))
     have, store = run.minimal_cache[cache_key]
@@ -421,7 +431,9 @@ def _build_scorecard(target, ds, threat_model, specs, run, clean_correct, clean_
                 "time_s": float(step.get("time_s", 0.0)),
                 "queries": int(step.get("queries", 0)),
                 "samples_attacked": int(step.get("samples_attacked", 0)),
-                "success_rate": float(mine.sum() / n_correct) if n_correct else 0.0,
+                # exhaustive: its own success among initially-correct samples; cascade: among the samples it ran on
+                "success_rate": (float(mine.sum() / n_correct) if n_correct else 0.0) if threat_model["exhaustive"]
+                else (step.get("broken", 0) / step["samples_attacked"] if step.get("samples_attacked") else 0.0),
                 "ran": (ei, ai) in run.done,
                 "out_of_bounds_discarded": int(run.violations[ai, ei]),
             }
@@ -460,7 +472,7 @@ def _build_scorecard(target, ds, threat_model, specs, run, clean_correct, clean_
     cost = {"wall_time_s": time.perf_counter() - started, "batch_size": bs, "cpu_threads": threads,
             "attacks": {k: dict(v) for k, v in run.cost.items()},
             "queries_total": int(sum(v["queries"] for v in run.cost.values())),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "process_peak_rss_mb": _peak_rss_mb()}
     if not checks_ran:
         skipped = list(skipped) + [{"attack": "validity checks", "reason": "checks=False was passed"}]
     samples = {"index_sha256": ds.sha256, "y": y, "clean_pred": clean_pred, "clean_correct": clean_correct,
@@ -473,6 +485,21 @@ def _build_scorecard(target, ds, threat_model, specs, run, clean_correct, clean_
         per_class=per_class, samples=samples, complete=incomplete_reason is None, incomplete_reason=incomplete_reason,
         skipped_attacks=skipped,
     )
+
+
+def _rss_mb() -> float:
+    """Resident memory now, in MiB (Linux /proc; the process peak elsewhere)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return _peak_rss_mb()
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of the process so far, in MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if platform.system() == "Darwin" else peak / 1024
 
 
 def _provenance(target, started_at: str, seed: int, notebook_parameters: dict | None) -> dict:

@@ -43,7 +43,7 @@ class EvaluationState:
             for name in _ARRAYS:
                 setattr(run, name, arrays[name].copy())
             for key in meta.get("minimal_cache", []):
-                run.minimal_cache[int(key)] = (arrays[f"minimal_have_{key}"].copy(), arrays[f"minimal_x_{key}"].copy())
+                run.minimal_cache[str(key)] = (arrays[f"minimal_have_{key}"].copy(), arrays[f"minimal_x_{key}"].copy())
         run.done = {tuple(step) for step in meta["done"]}
         run.cost = meta.get("cost", {})
         run.step_cost = meta.get("step_cost", {})

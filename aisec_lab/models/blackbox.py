@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..backends import PredictFnOracle
+from ..backends import PredictFnOracle, count_estimator_queries
 from ..errors import IncompatibleModelError
 from .spec import Target, analyse_outputs, check_input_shape, check_nb_classes, normalize_clip_values, probe_inputs
 
@@ -70,12 +70,14 @@ def wrap_predict(fn: Callable[[np.ndarray], Any], *, input_shape, nb_classes: in
     classifier = BlackBoxClassifier(predict_fn, tuple(input_shape), nb_classes, clip_values=clip_values)
     if analysis.looks_like_probabilities:
         log.info("prediction function %s returns probabilities; score-based attacks use them as scores", name or fn)
+    oracle = PredictFnOracle(predict_fn, nb_classes, input_shape, clip_values)
+    count_estimator_queries(classifier, oracle)
     return Target(
         estimator=classifier, model=fn, framework="blackbox", input_shape=input_shape, nb_classes=nb_classes,
         clip_values=clip_values, name=name or getattr(fn, "__name__", type(fn).__name__), model_layout="channels_first",
         n_params=None, weights_sha256=None, device="cpu",
         output_type="probabilities" if analysis.looks_like_probabilities else "logits",
         binary_single_logit=analysis.binary_single_logit, has_gradients=False,
-        oracle=PredictFnOracle(predict_fn, nb_classes, input_shape, clip_values),
+        oracle=oracle,
     )
 

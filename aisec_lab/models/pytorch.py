@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, IncompatibleModelError, UnsafeFileError
+from ..backends import count_estimator_queries
 from ..backends.pytorch import TorchOracle
 from .spec import Target, analyse_outputs, normalize_preprocessing, probe_inputs, resolve_layout
 
@@ -156,13 +157,15 @@ def wrap(model: nn.Module, *, input_shape: tuple[int, ...], nb_classes: int, cli
         clip_values=clip_values,
         device_type=device_type,
     )
+    oracle = TorchOracle(boundary, nb_classes, input_shape, clip_values, str(dev))
+    count_estimator_queries(classifier, oracle)
     return Target(
         estimator=classifier, model=model, framework="pytorch", input_shape=tuple(input_shape),
         nb_classes=nb_classes, clip_values=clip_values, name=name or type(model).__name__,
         model_layout=layout, n_params=count_params(model), weights_sha256=weights_sha256(model),
         device=device_str, output_type=output_type, logits_from_probabilities=logits is False,
         binary_single_logit=analysis.binary_single_logit, has_gradients=True, preprocessing=preprocessing,
-        warnings=tuple(warnings_), oracle=TorchOracle(boundary, nb_classes, input_shape, clip_values, str(dev)),
+        warnings=tuple(warnings_), oracle=oracle,
     )
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from .._optional import import_keras, import_tensorflow
 from ..errors import ConfigError, IncompatibleModelError, UnsafeFileError
+from ..backends import count_estimator_queries
 from ..backends.tensorflow import TensorFlowOracle
 from .spec import Target, analyse_outputs, normalize_preprocessing, probe_inputs, resolve_layout
 
@@ -157,13 +158,15 @@ def wrap(model: keras.Model, *, input_shape: tuple[int, ...], nb_classes: int, c
         channels_first=True,
         clip_values=clip_values,
     )
+    oracle = TensorFlowOracle(boundary, nb_classes, input_shape, clip_values)
+    count_estimator_queries(classifier, oracle)
     return Target(
         estimator=classifier, model=model, framework="tensorflow", input_shape=tuple(input_shape),
         nb_classes=nb_classes, clip_values=clip_values, name=name or model.name, model_layout=layout,
         n_params=int(model.count_params()), weights_sha256=weights_sha256(model), device=device_str,
         output_type=output_type, logits_from_probabilities=logits is False,
         binary_single_logit=analysis.binary_single_logit, has_gradients=True, preprocessing=preprocessing,
-        warnings=tuple(warnings_), oracle=TensorFlowOracle(boundary, nb_classes, input_shape, clip_values),
+        warnings=tuple(warnings_), oracle=oracle,
     )
 
 

@@ -152,7 +152,7 @@ class Scorecard:
 
     @property
     def status(self) -> str:
-        """Worst check status (``fail`` > ``warn`` > ``pass``); ``fail`` too when incomplete."""
+        """Worst check status (``fail`` > ``warn`` > ``pass``); at least ``warn`` when incomplete."""
         statuses = {c.status for c in self.checks}
         if "fail" in statuses:
             return "fail"

@@ -127,7 +127,7 @@ def test_predictions_only_target(cnn, digits_test):
     sc = al.evaluate(bb, digits_test, attacks="standard", eps=[0.1], n_samples=20, **QUICK)
     assert sc.attacks == ["square"]
     assert {s["attack"] for s in sc.skipped_attacks} == {"apgd_ce", "apgd_dlr (targeted, top-9)", "validity checks"}
-    assert sc.threat_model["query_budget"] == {"square": 5000}
+    assert sc.threat_model["query_budget"] == {"square": 5001}  # (max_iter + 1) queries per restart
 
 
 def test_targeted_attacks(cnn, digits_test):
@@ -177,7 +177,6 @@ def test_reference_model_checks_pass(quick_card):
     assert statuses["determinism"] == statuses["large_eps"] == "pass"
 
 
-@al.register_attack("test_buggy_overshoot")
 @dataclass(frozen=True, kw_only=True)
 class BuggyOvershoot(al.AttackSpec):
     """A deliberately broken attack: steps 3·ε (outside the threat model)."""
@@ -191,8 +190,12 @@ class BuggyOvershoot(al.AttackSpec):
 
 
 def test_out_of_bounds_attack_output_is_discarded_and_fails_the_check(cnn, digits_test):
-    sc = al.evaluate(cnn, digits_test, attacks=["test_buggy_overshoot"], eps=[0.05], n_samples=60, progress=False,
-                     probe_samples=20)
+    al.register_attack("test_buggy_overshoot")(BuggyOvershoot)  # registered here only: the contract suite
+    try:                                                      # must not collect a deliberately broken attack
+        sc = al.evaluate(cnn, digits_test, attacks=["test_buggy_overshoot"], eps=[0.05], n_samples=60,
+                         progress=False, probe_samples=20)
+    finally:
+        al.attacks.ATTACKS.unregister("test_buggy_overshoot")
     assert sc.robust_accuracy(eps=0.05) == sc.clean_accuracy  # nothing invalid was counted
     check = sc.check("perturbation_bounds")
     assert check.status == "fail" and check.evidence["out_of_bounds_outputs_discarded"] > 0
@@ -251,3 +254,63 @@ def test_attack_registry_cards():
     assert set(al.list_presets()) == {"quick", "standard", "thorough"}
     with pytest.raises(al.ConfigError, match="did you mean 'max_iter'"):
         al.attack("pgd", max_iters=5)
+
+
+# -- regressions from review -------------------------------------------------------------------------
+def test_black_box_state_is_not_reused_for_another_model(zoo_targets, digits_test, tmp_path):
+    args = dict(attacks=[al.attack("square", max_iter=50)], eps=[0.1], n_samples=30, **QUICK)
+    one = al.wrap_predict(zoo_targets("digits_cnn", "pytorch").oracle.logits, input_shape=(1, 8, 8), nb_classes=10,
+                          clip_values=(0, 1))
+    two = al.wrap_predict(zoo_targets("digits_mlp", "pytorch").oracle.logits, input_shape=(1, 8, 8), nb_classes=10,
+                          clip_values=(0, 1))
+    al.evaluate(one, digits_test, state_dir=tmp_path, **args)
+    with pytest.raises(al.ConfigError, match="different evaluation"):
+        al.evaluate(two, digits_test, state_dir=tmp_path, **args)
+
+
+def test_art_attacks_report_their_queries(cnn, digits_test):
+    sc = al.evaluate(cnn, digits_test, attacks=[al.attack("deepfool", max_iter=10)], norm="l2", eps=[1.0],
+                     n_samples=20, **QUICK)
+    assert sc.cost["attacks"]["deepfool"]["queries"] > 0
+    assert sc.results[0]["attacks"]["deepfool"]["queries"] > 0
+
+
+def test_unreached_eps_inherit_broken_samples(cnn, digits_test, monkeypatch):
+    from aisec_lab.attacks.catalog import PGD
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PGD, "run", interrupted)
+    sc = al.evaluate(cnn, digits_test, attacks=["fgsm", "pgd"], eps=[0.1, 0.2], n_samples=60, **QUICK)
+    acc = [r["robust_accuracy"] for r in sc.results]
+    assert not sc.complete and acc[1] <= acc[0] < sc.clean_accuracy
+
+
+def test_a_crashing_check_does_not_discard_the_evaluation(cnn, digits_test):
+    @al.register_check("test_crashing_check")
+    def crashing(ctx):
+        return {}["missing"]
+
+    try:
+        sc = al.evaluate(cnn, digits_test, attacks=["fgsm"], eps=[0.1], n_samples=30, progress=False,
+                         probe_samples=10)
+    finally:
+        from aisec_lab.evaluation.checks import CHECKS
+
+        CHECKS.unregister("test_crashing_check")
+    check = sc.check("test_crashing_check")
+    assert check.status == "warn" and "KeyError" in check.summary
+
+
+def test_bad_target_array_is_refused_before_any_attack_runs(cnn, digits_test, monkeypatch):
+    from aisec_lab.attacks.catalog import FGSM
+
+    def boom(*a, **k):
+        raise AssertionError("an attack ran before the configuration was checked")
+
+    monkeypatch.setattr(FGSM, "run", boom)
+    sub = digits_test.stratified_sample(30, seed=0)
+    with pytest.raises(al.ConfigError, match="equal the true labels"):
+        al.evaluate(cnn, sub, attacks=["fgsm", al.attack("pgd", targeted=True, target=np.array(sub.y))],
+                    eps=[0.1], **QUICK)
