@@ -41,6 +41,20 @@ from ._version import __version__  # noqa: E402
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
+_LAZY_MODULES = ("widgets", "notebooks", "batch")
+
+
+def __getattr__(name: str):
+    """``al.widgets``, ``al.notebooks``, ``al.batch`` and ``al.run_notebook`` load on first use."""
+    import importlib
+
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name == "run_notebook":
+        return importlib.import_module(f"{__name__}.notebooks").run_notebook
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "__version__",
     "wrap_model",
@@ -63,6 +77,10 @@ __all__ = [
     "GateResult",
     "export",
     "ScorecardFormatError",
+    "widgets",
+    "notebooks",
+    "batch",
+    "run_notebook",
     "attack",
     "AttackSpec",
     "list_attacks",

@@ -8,6 +8,7 @@ import logging
 import platform
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ._version import __version__
 from .errors import AisecLabError
@@ -56,21 +57,13 @@ def _parse_attacks(values: list[str]):
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a reference model (or a model file) on a bundled data set and print the scorecard."""
-    from pathlib import Path
-
-    from . import zoo
     from ._io import atomic_write_text
     from .data import load_dataset
     from .evaluation import evaluate
-    from .models import load_model, wrap_model
+    from .notebooks import load_target
 
     ds = load_dataset(args.dataset, split=args.split, seed=args.data_seed)
-    if args.model in zoo.list_models():
-        target = zoo.target(args.model, args.framework, seed=args.seed)
-    else:
-        native = load_model(args.model, framework=args.framework)
-        target = wrap_model(native, input_shape=ds.input_shape, nb_classes=ds.nb_classes,
-                            clip_values=ds.clip_values or (0.0, 1.0), name=Path(args.model).stem)
+    target = load_target(args.model, args.framework, ds)  # the same resolution as the notebooks
     sc = evaluate(target, ds, attacks=_parse_attacks(args.attacks), norm=args.norm, eps=args.eps,
                   n_samples=args.n_samples, seed=args.seed, exhaustive=args.exhaustive, checks=not args.no_checks,
                   state_dir=args.state_dir, time_budget_s=args.time_budget_s, progress=not args.no_progress)
@@ -99,14 +92,6 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
     info["cache_dir"] = str(zoo.cache_dir())
     print(json.dumps(info, indent=2))
-    return 0
-
-
-def _cmd_zoo(args: argparse.Namespace) -> int:
-    from . import zoo
-
-    for name in zoo.list_models():
-        print(f"{name:<12} {zoo.MODELS.describe(name)}")
     return 0
 
 
@@ -191,84 +176,239 @@ def _print_line(text: str) -> None:
         print(line.encode(encoding, errors="backslashreplace").decode(encoding))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aisec-lab", description="Adversarial robustness testing toolkit.")
-    parser.add_argument("--version", action="version", version=f"aisec-lab {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _ns(**kwargs) -> argparse.Namespace:
+    return argparse.Namespace(**kwargs)
 
-    demo = sub.add_parser("demo", help="train/load the reference models and print their clean accuracy")
-    demo.add_argument("--models", nargs="+", default=["digits_cnn", "digits_mlp"])
-    demo.add_argument("--frameworks", nargs="+", default=["pytorch", "tensorflow"], choices=["pytorch", "tensorflow"])
-    demo.add_argument("--dataset", default="digits")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--json", action="store_true", help="also print the results as JSON")
-    demo.add_argument("--no-evaluate", dest="evaluate", action="store_false",
-                      help="skip the robustness scorecard of digits_cnn (pytorch) after the accuracies")
-    demo.add_argument("--n-samples", type=int, default=200, help="samples in the demo scorecard")
-    demo.add_argument("--out", default=None, help="save the demo scorecard files into this folder")
-    demo.set_defaults(func=_cmd_demo)
 
-    ev = sub.add_parser("evaluate", help="attack a model over an eps sweep and print its scorecard")
-    ev.add_argument("--model", default="digits_cnn", help="reference model name or model file path")
-    ev.add_argument("--framework", default="pytorch", choices=["pytorch", "tensorflow"])
-    ev.add_argument("--dataset", default="digits")
-    ev.add_argument("--split", default="test")
-    ev.add_argument("--data-seed", type=int, default=0)
-    ev.add_argument("--attacks", nargs="+", default=["standard"], help="a preset name or attack names")
-    ev.add_argument("--norm", default="linf")
-    ev.add_argument("--eps", nargs="+", type=float, default=[0.05, 0.1])
-    ev.add_argument("--n-samples", type=int, default=None)
-    ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--exhaustive", action="store_true")
-    ev.add_argument("--no-checks", action="store_true")
-    ev.add_argument("--state-dir", default=None)
-    ev.add_argument("--time-budget-s", type=float, default=None)
-    ev.add_argument("--no-progress", action="store_true")
-    ev.add_argument("--out", default=None, help="save the scorecard files (json, html, md, plots) into this folder")
-    ev.add_argument("--json", default=None, help="write the scorecard JSON to this file")
-    ev.set_defaults(func=_cmd_evaluate)
+def _lazy_click():
+    import click
 
-    info = sub.add_parser("info", help="print versions and the cache directory")
-    info.set_defaults(func=_cmd_info)
+    return click
 
-    zoo_p = sub.add_parser("zoo", help="list the reference models")
-    zoo_p.set_defaults(func=_cmd_zoo)
 
-    render = sub.add_parser("render", help="render a saved scorecard (HTML, Markdown, model-index YAML, MCT JSON)")
-    render.add_argument("path", help="scorecard.json or the directory holding it")
-    render.add_argument("--format", required=True, choices=["html", "md", "model-index", "mct"])
-    render.add_argument("--out", default=None, help="write to this file (atomically) instead of stdout")
-    render.set_defaults(func=_cmd_render)
+def build_cli():
+    """The click command group (built lazily so ``import aisec_lab.cli`` stays cheap)."""
+    click = _lazy_click()
 
-    cmp_p = sub.add_parser("compare", help="compare two scorecards (differences B - A, paired McNemar tests)")
-    cmp_p.add_argument("a", help="scorecard A (JSON file or its directory)")
-    cmp_p.add_argument("b", help="scorecard B (JSON file or its directory)")
-    cmp_p.add_argument("--json", action="store_true", help="print the comparison as JSON")
-    cmp_p.set_defaults(func=_cmd_compare)
+    @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+    @click.version_option(__version__, prog_name="aisec-lab")
+    @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+    def cli(verbose: int) -> None:
+        """aisec-lab: adversarial robustness testing. Every command calls the same functions the notebooks call."""
+        logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2), format="%(levelname)s %(name)s: %(message)s")
 
-    gate_p = sub.add_parser("gate", help="exit 0 when a scorecard meets every threshold, 1 when not, 2 on bad input")
-    gate_p.add_argument("path", help="scorecard.json or the directory holding it")
-    gate_p.add_argument("--eps", type=float, default=None,
-                        help="the ε the robust-accuracy threshold applies at (default: every evaluated ε)")
-    gate_p.add_argument("--min-robust-accuracy", type=float, default=None, help="a fraction in [0, 1]")
-    gate_p.add_argument("--min-clean-accuracy", type=float, default=None, help="a fraction in [0, 1]")
-    gate_p.add_argument("--fail-on", default="fail", choices=["fail", "warn", "never"],
-                        help="check severity that fails the gate (default: fail)")
-    gate_p.set_defaults(func=_cmd_gate)
-    return parser
+    @cli.command("list")
+    @click.argument("what", type=click.Choice(["attacks", "presets", "models", "checks", "notebooks", "datasets"]))
+    @click.option("--norm", default=None, help="Only attacks supporting this norm (linf, l2, l1).")
+    def list_cmd(what: str, norm: str | None) -> int:
+        """List attacks, presets, reference models, validity checks, notebooks or data sets."""
+        from . import attacks, zoo
+        from .data import list_datasets
+        from .evaluation.checks import CHECKS
+
+        if what == "attacks":
+            for name in attacks.list_attacks(norm):
+                card = attacks.describe_attack(name)
+                print(f"{name:<16} {card['knowledge']:<10} {','.join(card['norms']):<12} {card['summary']}")
+        elif what == "presets":
+            for name in attacks.list_presets():
+                print(f"{name:<10} {attacks.PRESETS.describe(name)}")
+        elif what == "models":
+            for name in zoo.list_models():
+                print(f"{name:<12} {zoo.MODELS.describe(name)}")
+        elif what == "checks":
+            for name in CHECKS.names():
+                print(name)
+        elif what == "notebooks":
+            from .notebooks import list_notebooks
+
+            for name in list_notebooks():
+                print(name)
+        else:
+            for name in list_datasets():
+                print(name)
+        return 0
+
+    @cli.command()
+    @click.argument("name")
+    def describe(name: str) -> int:
+        """Describe an attack, a preset, a reference model or a notebook's parameters (JSON)."""
+        from . import attacks, zoo
+
+        if name in attacks.ATTACKS:
+            card = attacks.describe_attack(name)
+        elif name in attacks.PRESETS:
+            card = {"preset": name, "description": attacks.PRESETS.describe(name),
+                    "attacks": [s.label for s in attacks.PRESETS.get(name)("linf")]}
+        elif name in zoo.MODELS:
+            card = zoo.describe(name)
+        else:
+            from .notebooks import list_notebooks, notebook_parameters
+
+            if name not in list_notebooks():
+                attacks.ATTACKS.get(name)  # raises UnknownComponentError with did-you-mean
+            card = {"notebook": name, "parameters": {k: {"type": str(p.type), "default": p.default, "help": p.help}
+                                                     for k, p in notebook_parameters(name).items()}}
+        print(json.dumps(card, indent=2, default=str))
+        return 0
+
+    def scorecard_options(fn):
+        options = [
+            click.option("--model", default="digits_cnn", show_default=True, help="Reference model name or model file."),
+            click.option("--framework", type=click.Choice(["pytorch", "tensorflow"]), default="pytorch", show_default=True),
+            click.option("--dataset", default="digits", show_default=True),
+            click.option("--split", default="test", show_default=True),
+            click.option("--data-seed", type=int, default=0, show_default=True),
+            click.option("--attacks", "attacks_", multiple=True, default=("standard",), show_default=True,
+                         help="A preset name, or attack names (comma-separated or repeated)."),
+            click.option("--norm", default="linf", show_default=True),
+            click.option("--eps", multiple=True, default=("0.05,0.1",), show_default=True,
+                         help="ε in the model's input scale (comma-separated or repeated)."),
+            click.option("--n-samples", type=int, default=None, help="Stratified sample size (default: all)."),
+            click.option("--seed", type=int, default=0, show_default=True),
+            click.option("--exhaustive", is_flag=True, help="Also run every attack on every sample."),
+            click.option("--no-checks", is_flag=True, help="Skip the validity checks (recorded as skipped)."),
+            click.option("--state-dir", default=None, help="Folder for resumable state."),
+            click.option("--time-budget-s", type=float, default=None, help="Stop after this many seconds."),
+            click.option("--no-progress", is_flag=True),
+            click.option("--out", default=None, help="Save the scorecard files (json, html, md, plots) here."),
+            click.option("--json", "json_", default=None, help="Also write the scorecard JSON to this file."),
+        ]
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    def _split(values) -> list[str]:
+        return [part.strip() for v in values for part in str(v).split(",") if part.strip()]
+
+    def _scorecard(**kw) -> int:
+        try:
+            eps = [float(e) for e in _split(kw["eps"])]
+        except ValueError:
+            raise click.BadParameter(f"expected numbers, got {', '.join(kw['eps'])}", param_hint="--eps") from None
+        return _cmd_evaluate(_ns(model=kw["model"], framework=kw["framework"], dataset=kw["dataset"], split=kw["split"],
+                                 data_seed=kw["data_seed"], attacks=_split(kw["attacks_"]), norm=kw["norm"],
+                                 eps=eps, n_samples=kw["n_samples"], seed=kw["seed"],
+                                 exhaustive=kw["exhaustive"], no_checks=kw["no_checks"], state_dir=kw["state_dir"],
+                                 time_budget_s=kw["time_budget_s"], no_progress=kw["no_progress"], out=kw["out"],
+                                 json=kw["json_"]))
+
+    @cli.command()
+    @scorecard_options
+    def scorecard(**kw) -> int:
+        """Evaluate a model directly (no notebook) and print its scorecard. Exit 3 if the run is incomplete."""
+        return _scorecard(**kw)
+
+    @cli.command(hidden=True)
+    @scorecard_options
+    def evaluate(**kw) -> int:
+        """Alias of `scorecard`."""
+        return _scorecard(**kw)
+
+    @cli.command()
+    @click.argument("notebook")
+    @click.option("-p", "--parameter", "parameters", multiple=True, type=(str, str), metavar="NAME VALUE",
+                  help="A notebook parameter, parsed against its declared type (e.g. -p eps '[0.1]').")
+    @click.option("--out", "out_dir", required=True, help="Output folder (the notebook's output_dir).")
+    @click.option("--timeout-s", type=float, default=None, help="Per-cell timeout.")
+    def run(notebook: str, parameters, out_dir: str, timeout_s: float | None) -> int:
+        """Run a parameterised notebook with papermill; print where its outputs are."""
+        from .notebooks import notebook_parameters, notebook_path, parse_cli_value, run_notebook
+
+        specs = notebook_parameters(notebook)
+        params = {}
+        for name, text in parameters:
+            if name not in specs:
+                params[name] = text  # check_parameters inside run_notebook names it with did-you-mean
+            else:
+                params[name] = parse_cli_value(specs[name], text)
+        sc = run_notebook(notebook, params, out_dir, timeout_s=timeout_s)
+        print(f"executed notebook: {Path(out_dir) / (notebook_path(notebook).stem + '.ipynb')}")
+        if sc is not None:
+            print(sc.summary())
+            print(f"scorecard: {out_dir}/scorecard.html, {out_dir}/scorecard.json")
+        return 0
+
+    @cli.command()
+    @click.argument("grid", type=click.Path(dir_okay=False))
+    @click.option("--out", "out_dir", required=True, help="Folder for every job's outputs and the index.")
+    @click.option("--workers", type=int, default=2, show_default=True, help="Local worker processes.")
+    @click.option("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786) instead of the local pool.")
+    def batch(grid: str, out_dir: str, workers: int, scheduler: str | None) -> int:
+        """Run a YAML grid of notebook jobs; finished jobs are skipped on re-run. Exit 1 if a job failed."""
+        from .batch import load_grid, run_batch
+
+        result = run_batch(load_grid(grid), out_dir, workers=workers, scheduler=scheduler)
+        print(result.summary())
+        return 1 if result.failed else 0
+
+    @cli.command()
+    @click.argument("path")
+    @click.option("--format", "fmt", required=True, type=click.Choice(["html", "md", "model-index", "mct"]))
+    @click.option("--out", default=None, help="Write to this file (atomically) instead of stdout.")
+    def render(path: str, fmt: str, out: str | None) -> int:
+        """Render a saved scorecard as HTML, Markdown, a Hugging Face model-index fragment or MCT JSON."""
+        return _cmd_render(_ns(path=path, format=fmt, out=out))
+
+    @cli.command()
+    @click.argument("a")
+    @click.argument("b")
+    @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+    def compare(a: str, b: str, as_json: bool) -> int:
+        """Differences B - A between two scorecards on the same data and threat model (McNemar tests)."""
+        return _cmd_compare(_ns(a=a, b=b, json=as_json))
+
+    @cli.command()
+    @click.argument("path")
+    @click.option("--eps", type=float, default=None, help="The ε to check (default: every evaluated ε).")
+    @click.option("--min-robust-accuracy", type=float, default=None, help="A fraction in [0, 1].")
+    @click.option("--min-clean-accuracy", type=float, default=None, help="A fraction in [0, 1].")
+    @click.option("--fail-on", type=click.Choice(["fail", "warn", "never"]), default="fail", show_default=True,
+                  help="Check status at or above which the gate fails.")
+    def gate(path, eps, min_robust_accuracy, min_clean_accuracy, fail_on) -> int:
+        """Exit 0 when a scorecard meets every threshold (equality passes), 1 when not, 2 on bad input."""
+        return _cmd_gate(_ns(path=path, eps=eps, min_robust_accuracy=min_robust_accuracy,
+                             min_clean_accuracy=min_clean_accuracy, fail_on=fail_on))
+
+    @cli.command()
+    @click.option("--models", multiple=True, default=("digits_cnn", "digits_mlp"), show_default=True)
+    @click.option("--frameworks", multiple=True, type=click.Choice(["pytorch", "tensorflow"]),
+                  default=("pytorch", "tensorflow"), show_default=True)
+    @click.option("--dataset", default="digits", show_default=True)
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--json", "as_json", is_flag=True, help="Also print the accuracies as JSON.")
+    @click.option("--no-evaluate", is_flag=True, help="Skip the standard scorecard of digits_cnn.")
+    @click.option("--n-samples", type=int, default=200, show_default=True)
+    @click.option("--out", default=None, help="Save the demo scorecard files here.")
+    def demo(models, frameworks, dataset, seed, as_json, no_evaluate, n_samples, out) -> int:
+        """Clean accuracy of the reference models, then a standard scorecard of digits_cnn."""
+        return _cmd_demo(_ns(models=list(models), frameworks=list(frameworks), dataset=dataset, seed=seed,
+                             json=as_json, evaluate=not no_evaluate, n_samples=n_samples, out=out))
+
+    @cli.command()
+    def info() -> int:
+        """Versions of aisec-lab and the frameworks it finds, and the cache folder."""
+        return _cmd_info(_ns())
+
+    return cli
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    """Entry point of the ``aisec-lab`` console script; returns the exit code."""
+    click = _lazy_click()
+    cli = build_cli()
     try:
-        return int(args.func(args) or 0)
+        rv = cli.main(args=list(argv) if argv is not None else None, prog_name="aisec-lab", standalone_mode=False)
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return 2
     except AisecLabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    return int(rv or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover
