@@ -11,19 +11,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError
+from ..scorecard.render._common import ATLAS_TECHNIQUES
 
 __all__ = ["as_record", "samples_of", "norm_label", "eps_label", "threat_description", "attack_labels",
            "atlas_techniques", "ATLAS_TECHNIQUES", "NIST_AI_RMF_FUNCTION", "NIST_AI_RMF_URL", "atlas_url"]
 
-#: MITRE ATLAS technique ids an attack can carry, and their names.
-ATLAS_TECHNIQUES = {
-    "AML.T0043": "Craft Adversarial Data",
-    "AML.T0043.000": "Craft Adversarial Data: White-Box Optimization",
-    "AML.T0043.001": "Craft Adversarial Data: Black-Box Optimization",
-    "AML.T0043.002": "Craft Adversarial Data: Black-Box Transfer",
-    "AML.T0043.003": "Craft Adversarial Data: Manual Modification",
-    "AML.T0043.004": "Craft Adversarial Data: Insert Backdoor Trigger",
-}
 #: The NIST AI RMF 1.0 subcategory a robustness evaluation is evidence for.
 NIST_AI_RMF_FUNCTION = "NIST AI RMF MEASURE 2.7"
 NIST_AI_RMF_TEXT = "AI system security and resilience are evaluated and documented"
