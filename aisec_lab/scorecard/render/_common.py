@@ -67,6 +67,26 @@ def headline_index(record: dict) -> int | None:
     return pos[len(pos) // 2]
 
 
+def sections(record: dict) -> dict[str, Any]:
+    """The record's parts every renderer reads, with empty defaults for missing ones."""
+    tm = record.get("threat_model", {}) or {}
+    results = record.get("results", []) or []
+    hi = headline_index(record)
+    return {
+        "model": record.get("model", {}) or {},
+        "data": record.get("data", {}) or {},
+        "tm": tm,
+        "clean": record.get("clean_accuracy", {}) or {},
+        "results": results,
+        "checks": record.get("checks", []) or [],
+        "attacks": tm.get("attacks", []) or [],
+        "exhaustive": bool(tm.get("exhaustive")),
+        "status": overall_status(record),
+        "hi": hi,
+        "head": results[hi] if hi is not None else None,
+    }
+
+
 def headline_result(record: dict) -> dict | None:
     i = headline_index(record)
     return None if i is None else record["results"][i]

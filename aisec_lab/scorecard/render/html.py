@@ -14,6 +14,7 @@ from typing import Any
 
 from ..._optional import require
 from ._common import (
+    sections,
     NIST_LINE,
     atlas_text,
     check_explanation,
@@ -23,11 +24,9 @@ from ._common import (
     compact_value,
     eps_long,
     eps_text,
-    headline_index,
     key_params,
     norm_text,
     num,
-    overall_status,
     pct,
 )
 
@@ -65,17 +64,10 @@ def _text(v: Any, default: str = "n/a") -> str:
 
 def _view(record: dict) -> dict:
     """Everything the template shows, as plain strings and lists (no markup)."""
-    model = record.get("model", {}) or {}
-    data = record.get("data", {}) or {}
-    tm = record.get("threat_model", {}) or {}
-    clean = record.get("clean_accuracy", {}) or {}
-    results = record.get("results", []) or []
-    checks = record.get("checks", []) or []
-    attacks = tm.get("attacks", []) or []
-    exhaustive = bool(tm.get("exhaustive"))
-    status = overall_status(record)
-    hi = headline_index(record)
-    head = results[hi] if hi is not None else None
+    parts = sections(record)
+    model, data, tm, clean = parts["model"], parts["data"], parts["tm"], parts["clean"]
+    results, checks, attacks, exhaustive = parts["results"], parts["checks"], parts["attacks"], parts["exhaustive"]
+    status, hi, head = parts["status"], parts["hi"], parts["head"]
     labels = [str(a.get("label", a.get("name"))) for a in attacks]
 
     rows = []

@@ -11,17 +11,16 @@ import re
 from typing import Any
 
 from ._common import (
+    sections,
     NIST_LINE,
     atlas_text,
     ci_level_text,
     ci_text,
     eps_long,
     eps_text,
-    headline_index,
     key_params,
     norm_text,
     num,
-    overall_status,
     pct,
 )
 
@@ -47,20 +46,13 @@ def _shape(shape: Any) -> str:
 
 def render_markdown(record: dict) -> str:
     """Render a scorecard record as a Markdown model-card section (ends with a newline)."""
-    model = record.get("model", {}) or {}
-    data = record.get("data", {}) or {}
-    tm = record.get("threat_model", {}) or {}
-    clean = record.get("clean_accuracy", {}) or {}
-    results = record.get("results", []) or []
-    checks = record.get("checks", []) or []
-    attacks = tm.get("attacks", []) or []
-    exhaustive = bool(tm.get("exhaustive"))
+    parts = sections(record)
+    model, data, tm, clean = parts["model"], parts["data"], parts["tm"], parts["clean"]
+    results, checks, attacks, exhaustive = parts["results"], parts["checks"], parts["attacks"], parts["exhaustive"]
     complete = bool(record.get("complete", True))
-    status = overall_status(record)
+    status, hi, head = parts["status"], parts["hi"], parts["head"]
     level = ci_level_text(record)
     norm = norm_text(tm.get("norm"))
-    hi = headline_index(record)
-    head = results[hi] if hi is not None else None
 
     out: list[str] = []
     add = out.append
