@@ -31,6 +31,8 @@ from .attacks import (
     register_preset,
 )
 from .evaluation import evaluate
+from .defenses import defend, describe_defense, list_defenses, register_defense
+from .defenses import training as recipes
 from .evaluation.checks import list_checks, register_check
 from .models import Target, load_model, wrap_model, wrap_predict
 from .registry import Registry
@@ -69,6 +71,11 @@ __all__ = [
     "from_tf_dataset",
     "Dataset",
     "evaluate",
+    "defend",
+    "list_defenses",
+    "describe_defense",
+    "register_defense",
+    "recipes",
     "Scorecard",
     "CheckResult",
     "compare",

@@ -53,6 +53,8 @@ __all__ = [
     "plots",
     "comparison_table",
     "save_comparison",
+    "check_training_parameters",
+    "notebook_outputs",
     "NOTEBOOK_DIR",
 ]
 
@@ -461,6 +463,10 @@ def check_parameters(name_or_path: str | os.PathLike, params: dict | None) -> di
             raise ConfigError(f"unknown parameter {key!r} for notebook {_name(path)}",
                               fix=f"{hint}its parameters are: {', '.join(specs) or '(none)'}")
         out[key] = specs[key].validate(value)
+    contract = _CONTRACTS.get(_name(path))
+    if contract is not None and contract.check is not None and contract.needs <= set(specs):
+        # value checks (names with did-you-mean, ranges, eps scale) on the values the kernel would see
+        contract.check({**{k: s.default for k, s in specs.items()}, **out})
     return out
 
 

@@ -23,6 +23,12 @@ from ..registry import Registry
 from ..scorecard.record import CheckResult
 from .metrics import perturbation_norms
 
+
+def attack_target(target):
+    from .engine import attack_target as _attack_target
+
+    return _attack_target(target)
+
 log = logging.getLogger(__name__)
 
 __all__ = ["CHECKS", "register_check", "run_checks", "CheckContext", "list_checks", "DOC"]
@@ -93,7 +99,8 @@ class CheckContext:
                 out = []
                 for s in range(0, len(idx), self.batch_size):
                     b = idx[s:s + self.batch_size]
-                    adv = spec.run(self.target, self.x[b], self.y[b], norm=self.norm, eps=eps, seed=self.seed)
+                    adv = spec.run(attack_target(self.target), self.x[b], self.y[b], norm=self.norm, eps=eps,
+                                   seed=self.seed)
                     out.append(self.target.oracle.logits(np.asarray(adv, np.float32)).argmax(1) != self.y[b])
                 self._probe[key] = np.concatenate(out)
         return self._probe[key]
@@ -150,6 +157,14 @@ def determinism(ctx: CheckContext) -> CheckResult:
     flips = int(sum((o.argmax(1) != outs[0].argmax(1)).sum() for o in outs[1:]))
     ev = {"max_abs_logit_difference": diff, "relative_difference": diff / scale, "label_flips": flips,
           "n_probed": int(len(idx)), "repeats": 3}
+    d = getattr(ctx.target, "defense", None)
+    if (flips or diff / scale > 1e-3) and d is not None and d.randomized:
+        ev.update(randomized_defense=True, eot_samples=d.eot_samples, adaptive=d.adaptive)
+        if d.adaptive and d.eot_samples > 1:
+            return _result("determinism", "pass", f"outputs are random because the defense is randomised; the native "
+                           f"attacks average {d.eot_samples} draws per gradient (EOT)", **ev)
+        return _result("determinism", "fail", "the defense is randomised but the attacks did not use expectation over "
+                       "transformation: evaluate with defend(..., adaptive=True, eot_samples>1)", **ev)
     if flips or diff / scale > 1e-3:
         return _result("determinism", "fail", "repeated forward passes on the same input differ: the model (or a "
                        "defense) is randomised, so single-draw attacks are unreliable; use expectation over "
@@ -212,7 +227,17 @@ def _compare(ctx: CheckContext, check_id: str, strong, weak, what: str) -> Check
     summary = (f"{strong_label} breaks every probed sample {weak.label} breaks" if only_weak == 0 else
                f"{weak.label} broke {only_weak} of {len(idx)} probed samples that {strong_label} did not"
                + (f": {what}" if status != "pass" else " (within the tolerance for samples on the boundary)"))
+    if status == "fail" and _randomized(ctx):
+        # each verification is one random draw of the defense: per-sample comparisons are noisy
+        status = "warn"
+        summary += "; the defense is randomised, so single-draw verification makes this comparison noisy"
+        ev["randomized_defense"] = True
     return _result(check_id, status, summary, **ev)
+
+
+def _randomized(ctx: CheckContext) -> bool:
+    d = getattr(ctx.target, "defense", None)
+    return d is not None and d.randomized
 
 
 def _whitebox_set(ctx: CheckContext) -> list:
@@ -300,6 +325,22 @@ def convergence(ctx: CheckContext) -> CheckResult:
     summary = "doubling the iterations does not raise attack success" if status == "pass" else \
         f"doubling the iterations raised success by {gain:.1%}: the attacks have not converged; raise max_iter"
     return _result("convergence", status, summary, **ev)
+
+
+@register_check("adaptive_defense")
+def adaptive_defense(ctx: CheckContext) -> CheckResult:
+    d = getattr(ctx.target, "defense", None)
+    if d is None:
+        return _not_applicable("adaptive_defense", "no preprocessing defense was applied with al.defend")
+    rec = d.record()
+    ev = {"chain": [c["name"] for c in rec["chain"]], "adaptive": rec["adaptive"], "adaptation": rec["adaptation"],
+          "eot_samples": rec["eot_samples"]}
+    if not d.adaptive:
+        return _result("adaptive_defense", "fail", "the defense was evaluated WITHOUT adaptive attacks (attacks "
+                       "crafted on the undefended model): robust accuracy is an upper bound that BPDA/EOT attacks "
+                       "usually break; use defend(..., adaptive=True)", **ev)
+    return _result("adaptive_defense", "pass", "attacks were adapted to the defense: "
+                   + (", ".join(rec["adaptation"]) or "end-to-end gradients through a differentiable defense"), **ev)
 
 
 @register_check("perturbation_bounds")

@@ -162,6 +162,7 @@ def evaluate(
     progress: bool = True,
     probe_samples: int = 100,
     notebook_parameters: dict | None = None,
+    detector: Any = None,
 ) -> Scorecard:
     """Attack ``target`` on ``data`` over an ε sweep; return a :class:`~aisec_lab.Scorecard`.
 
@@ -188,7 +189,19 @@ def evaluate(
         marked incomplete. Ctrl-C does the same.
     batch_size:
         Samples per attack call; ``"auto"`` times a few sizes on the target and keeps the fastest.
+    detector:
+        A trained adversarial-input detector (``al.defenses.train_detector``): the scorecard gets a
+        ``detection`` section with its false-positive rate on the clean samples and its detection rate
+        on this evaluation's adversarial examples per ε (the attacks do not know about the detector).
+
+    A target built by :func:`aisec_lab.defend` is evaluated adaptively (BPDA / EOT) unless it was built
+    with ``adaptive=False``; the scorecard's ``defense`` section records what was applied.
     """
+    from ..defenses.detectors import Detector
+
+    if detector is not None and not isinstance(detector, Detector):
+        raise ConfigError("detector must be a trained Detector", got=type(detector).__name__,
+                          fix="train one with al.defenses.train_detector(target, train_data, eps=...)")
     started = time.perf_counter()
     started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     norm = normalize_norm(norm)
@@ -211,10 +224,13 @@ def evaluate(
     else:
         raise ConfigError("batch_size must be 'auto' or a positive integer", got=batch_size, fix="e.g. batch_size=128")
     with oracle.threads(threads):
-        return _evaluate(target, ds, specs, preset, skipped, norm, eps_list, bs=bs, threads=threads,
+        sc = _evaluate(target, ds, specs, preset, skipped, norm, eps_list, bs=bs, threads=threads,
                          seed=int(seed), exhaustive=exhaustive, checks=checks, state_dir=state_dir,
                          time_budget_s=time_budget_s, progress=progress, probe_samples=probe_samples,
                          notebook_parameters=notebook_parameters, started=started, started_at=started_at)
+    if detector is not None:
+        sc.detection = detector.evaluate(sc)
+    return sc
 
 
 def _evaluate(target, ds, specs, preset, skipped, norm, eps_list, *, bs, threads, seed, exhaustive, checks,
@@ -251,8 +267,9 @@ def _evaluate(target, ds, specs, preset, skipped, norm, eps_list, *, bs, threads
     # the clean outputs identify a black-box model too (it has no weights hash); the batch size is part of the
     # configuration because random starts are drawn per batch
     outputs_sha = hashlib.sha256(np.round(clean_logits.astype(np.float64), 4).tobytes()).hexdigest()
+    defense = target.defense.record() if target.defense is not None else None
     fingerprint = _fingerprint({"model": target.weights_sha256 or target.name, "outputs": outputs_sha,
-                                "data": ds.sha256, "threat_model": threat_model})
+                                "data": ds.sha256, "threat_model": threat_model, "defense": defense})
     run = _Run(n=n, n_eps=len(eps_list), n_attacks=len(specs), shape=tuple(target.input_shape))
     run.init(x, clean_correct, clean_pred)
     state = EvaluationState(state_dir, fingerprint) if state_dir is not None else None
@@ -335,7 +352,8 @@ def _run_step(spec, ai, ei, e, run, target, x, y, clean_logits, clean_correct, l
     if len(idx_all) == 0 or e == 0:
         return
     oracle = target.oracle
-    q0, g0 = oracle.queries, getattr(oracle, "gradient_queries", 0)
+    counters = _Counters(target)
+    q0, g0 = counters.read()
     t0 = time.perf_counter()
     rng = np.random.default_rng(step_seed)
     sbs = spec.batch_size or bs
@@ -353,8 +371,9 @@ def _run_step(spec, ai, ei, e, run, target, x, y, clean_logits, clean_correct, l
                 ok = _accept(run, ai, ei, e, remaining, x, y, adv, oracle, norm, lo, hi)
                 remaining = remaining[~ok]
     finally:
-        step = {"time_s": time.perf_counter() - t0, "queries": oracle.queries - q0,
-                "gradient_queries": getattr(oracle, "gradient_queries", 0) - g0, "samples_attacked": int(len(idx_all)),
+        q1, g1 = counters.read()
+        step = {"time_s": time.perf_counter() - t0, "queries": q1 - q0,
+                "gradient_queries": g1 - g0, "samples_attacked": int(len(idx_all)),
                 "broken": int(run.by_attack[ai, ei, idx_all].sum())}
         run.step_cost[f"{ei}:{ai}"] = step
         for key in ("time_s", "queries", "gradient_queries", "samples_attacked"):
@@ -363,7 +382,25 @@ def _run_step(spec, ai, ei, e, run, target, x, y, clean_logits, clean_correct, l
         cost["process_peak_rss_mb"] = _peak_rss_mb()
 
 
+class _Counters:
+    """Query counters of the evaluated target and, for a non-adaptive defense, of the model attacks run on."""
+
+    def __init__(self, target):
+        atk = attack_target(target).oracle
+        self.oracles = [target.oracle] if atk is target.oracle else [target.oracle, atk]
+
+    def read(self) -> tuple[int, int]:
+        return (sum(o.queries for o in self.oracles),
+                sum(getattr(o, "gradient_queries", 0) for o in self.oracles))
+
+
+def attack_target(target):
+    """The target attacks are crafted on: ``target`` itself, or its undefended base for a non-adaptive defense."""
+    return target if target.defense is None else target.defense.attack_target(target)
+
+
 def _attack_batch(spec, cache_key, run, target, x, y, idx, norm, e, y_target, seed, lo, hi):
+    target = attack_target(target)  # verification (_accept) always uses the evaluated target's own oracle
     if not spec.minimal:
         return spec.run(target, x[idx], y[idx], norm=norm, eps=e, y_target=y_target, seed=seed)
     # minimum-norm attacks: one run per sample and target rank (cached across ε), projected onto each ε-ball
@@ -483,7 +520,7 @@ def _build_scorecard(target, ds, threat_model, specs, run, clean_correct, clean_
         checks=check_results, cost=cost, provenance=_provenance(target, started_at, threat_model["seed"],
                                                                 notebook_parameters),
         per_class=per_class, samples=samples, complete=incomplete_reason is None, incomplete_reason=incomplete_reason,
-        skipped_attacks=skipped,
+        skipped_attacks=skipped, defense=target.defense.record() if target.defense is not None else None,
     )
 
 

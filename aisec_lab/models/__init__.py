@@ -18,7 +18,8 @@ from ..errors import ConfigError, IncompatibleModelError, UnsafeFileError
 from .blackbox import wrap_predict
 from .spec import FRAMEWORKS, Target, check_input_shape, check_nb_classes, normalize_clip_values
 
-__all__ = ["Target", "wrap_model", "wrap_predict", "load_model", "detect_framework", "FRAMEWORKS"]
+__all__ = ["Target", "wrap_model", "wrap_predict", "load_model", "detect_framework", "FRAMEWORKS", "with_input_transform",
+           "rewrap"]
 
 log = logging.getLogger(__name__)
 
@@ -166,3 +167,30 @@ def load_model(
                               fix="pass framework='pytorch' or framework='tensorflow'")
     return _backend(framework).load_file(path, factory=factory, trust=trust, device=device,
                                          custom_objects=custom_objects)
+
+
+def with_input_transform(target: Target, transform: Callable, **changes: Any) -> Target:
+    """A new target whose forward pass applies ``transform`` (NumPy, canonical layout) before the model.
+
+    The transform is treated as the identity on the backward pass (straight-through / BPDA). ``changes``
+    are other :class:`Target` fields to replace (``name``, ``defense``). ``target`` itself is unchanged.
+    """
+    if target.framework == "blackbox":
+        from . import blackbox
+
+        return blackbox.with_input_transform(target, transform, **changes)
+    return _backend(target.framework).with_input_transform(target, transform, **changes)
+
+
+def rewrap(target: Target, model: Any, *, name: str | None = None) -> Target:
+    """Wrap ``model`` (same architecture as ``target.model``) with every setting ``target`` was wrapped with."""
+    if target.framework not in FRAMEWORKS:
+        raise IncompatibleModelError("only torch and Keras targets can be re-wrapped", got=target.framework,
+                                     fix="wrap the new model with wrap_model / wrap_predict")
+    layout = target.model_layout
+    return wrap_model(model, input_shape=target.input_shape, nb_classes=target.nb_classes,
+                      clip_values=target.clip_values, preprocessing=target.preprocessing,
+                      channels_first=None if layout == "flat" else layout == "channels_first",
+                      logits=not target.logits_from_probabilities,
+                      device=None if target.device in ("cpu", None) else target.device,
+                      name=name or target.name)

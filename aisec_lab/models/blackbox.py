@@ -81,3 +81,21 @@ def wrap_predict(fn: Callable[[np.ndarray], Any], *, input_shape, nb_classes: in
         oracle=oracle,
     )
 
+
+
+def with_input_transform(target: Target, transform: Callable, **changes: Any) -> Target:
+    """A copy of a black-box ``target`` whose prediction function first applies ``transform``."""
+    import dataclasses
+
+    from art.estimators.classification import BlackBoxClassifier
+
+    inner = target.oracle.fn
+
+    def defended(x: np.ndarray) -> np.ndarray:
+        return inner(np.asarray(transform(np.asarray(x, dtype=np.float32)), dtype=np.float32))
+
+    classifier = BlackBoxClassifier(defended, tuple(target.input_shape), target.nb_classes,
+                                    clip_values=target.clip_values)
+    oracle = PredictFnOracle(defended, target.nb_classes, target.input_shape, target.clip_values)
+    count_estimator_queries(classifier, oracle)
+    return dataclasses.replace(target, estimator=classifier, oracle=oracle, **changes)

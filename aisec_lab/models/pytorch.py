@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -20,7 +21,7 @@ from .spec import Target, analyse_outputs, normalize_preprocessing, probe_inputs
 
 log = logging.getLogger(__name__)
 
-__all__ = ["wrap", "is_model", "load_file", "weights_sha256", "count_params", "Boundary"]
+__all__ = ["wrap", "is_model", "load_file", "weights_sha256", "count_params", "Boundary", "with_input_transform"]
 
 
 def is_model(obj: Any) -> bool:
@@ -168,6 +169,48 @@ def wrap(model: nn.Module, *, input_shape: tuple[int, ...], nb_classes: int, cli
         warnings=tuple(warnings_), oracle=oracle,
     )
 
+
+
+# -- defended targets ------------------------------------------------------------------------
+class _StraightThrough(torch.autograd.Function):
+    """Forward: a NumPy input transform (a preprocessing defense). Backward: the identity (BPDA)."""
+
+    @staticmethod
+    def forward(ctx, x, transform):  # noqa: D401 - torch API
+        out = transform(x.detach().cpu().numpy())
+        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)).to(x.device)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+class DefendedBoundary(nn.Module):
+    """``transform`` (NumPy, canonical layout) in front of an existing :class:`Boundary`, straight-through."""
+
+    def __init__(self, transform: Callable, inner: nn.Module):
+        super().__init__()
+        self.transform = transform
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(_StraightThrough.apply(x.to(torch.float32), self.transform))
+
+
+def with_input_transform(target: Target, transform: Callable, **changes: Any) -> Target:
+    """A copy of ``target`` whose every forward pass first applies ``transform`` (gradients pass straight through)."""
+    import dataclasses
+
+    from art.estimators.classification import PyTorchClassifier
+
+    module = DefendedBoundary(transform, target.oracle.module)
+    classifier = PyTorchClassifier(
+        model=module, loss=nn.CrossEntropyLoss(reduction="sum"), input_shape=tuple(target.input_shape),
+        nb_classes=target.nb_classes, channels_first=True, clip_values=target.clip_values,
+        device_type="gpu" if str(target.device).startswith("cuda") else "cpu")
+    oracle = TorchOracle(module, target.nb_classes, target.input_shape, target.clip_values, str(target.oracle.device))
+    count_estimator_queries(classifier, oracle)
+    return dataclasses.replace(target, estimator=classifier, oracle=oracle, **changes)
 
 # -- files ---------------------------------------------------------------------------------
 def _is_torchscript(path: Path) -> bool:

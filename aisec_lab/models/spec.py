@@ -271,6 +271,7 @@ class Target:
     preprocessing: Any = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
     oracle: Any = None  # native fast path (aisec_lab.backends), the same boundary module as the estimator
+    defense: Any = None  # aisec_lab.defenses.preprocessing.DefenseInfo on a target built by al.defend()
 
     # -- metadata ------------------------------------------------------------------------
     @property
@@ -317,9 +318,11 @@ class Target:
 
     def __repr__(self) -> str:
         params = "?" if self.n_params is None else f"{self.n_params:,}"
+        defended = "" if self.defense is None else \
+            f", defense={'+'.join(c['name'] for c in self.defense.chain)!r}, adaptive={self.defense.adaptive}"
         return (f"Target(name={self.name!r}, framework={self.framework!r}, input_shape={self.input_shape}, "
                 f"nb_classes={self.nb_classes}, params={params}, layout={self.model_layout!r}, "
-                f"device={self.device!r}, output={self.output_type!r})")
+                f"device={self.device!r}, output={self.output_type!r}{defended})")
 
     # -- data checks ---------------------------------------------------------------------
     def check_data(self, x: Any, y: Any = None, *, what: str = "x") -> np.ndarray:

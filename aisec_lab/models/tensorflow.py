@@ -20,7 +20,7 @@ keras = import_keras()
 
 log = logging.getLogger(__name__)
 
-__all__ = ["wrap", "is_model", "load_file", "weights_sha256", "Boundary"]
+__all__ = ["wrap", "is_model", "load_file", "weights_sha256", "Boundary", "with_input_transform"]
 
 
 def is_model(obj: Any) -> bool:
@@ -168,6 +168,51 @@ def wrap(model: keras.Model, *, input_shape: tuple[int, ...], nb_classes: int, c
         binary_single_logit=analysis.binary_single_logit, has_gradients=True, preprocessing=preprocessing,
         warnings=tuple(warnings_), oracle=oracle,
     )
+
+
+def _straight_through(x, transform):
+    """``transform`` (NumPy) on the forward pass, the identity on the backward pass (BPDA)."""
+
+    @tf.custom_gradient
+    def op(t):
+        out = tf.numpy_function(lambda a: np.ascontiguousarray(transform(a), dtype=np.float32), [t], tf.float32,
+                                stateful=True)
+        out.set_shape(t.shape)
+
+        def grad(dy):
+            return dy
+
+        return out, grad
+
+    return op(x)
+
+
+class DefendedBoundary(keras.Model):
+    """``transform`` (NumPy, canonical layout) in front of an existing :class:`Boundary`, straight-through."""
+
+    def __init__(self, transform, inner: keras.Model, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.transform = transform
+        self.inner = inner
+
+    def call(self, x, training=False):
+        return self.inner(_straight_through(tf.cast(x, tf.float32), self.transform), training=training)
+
+
+def with_input_transform(target: Target, transform, **changes: Any) -> Target:
+    """A copy of ``target`` whose every forward pass first applies ``transform`` (gradients pass straight through)."""
+    import dataclasses
+
+    from art.estimators.classification import TensorFlowV2Classifier
+
+    module = DefendedBoundary(transform, target.oracle.model)
+    classifier = TensorFlowV2Classifier(
+        model=module, nb_classes=target.nb_classes, input_shape=tuple(target.input_shape),
+        loss_object=keras.losses.CategoricalCrossentropy(from_logits=True, reduction="sum"),
+        channels_first=True, clip_values=target.clip_values)
+    oracle = TensorFlowOracle(module, target.nb_classes, target.input_shape, target.clip_values)
+    count_estimator_queries(classifier, oracle)
+    return dataclasses.replace(target, estimator=classifier, oracle=oracle, **changes)
 
 
 def load_file(path: Path, *, trust: bool = False, custom_objects: dict | None = None, factory: Any = None,

@@ -258,11 +258,45 @@ def _semantic_problem(record: dict) -> tuple[str, Any] | None:
                                                                         "robust_accuracy_ci"]))
             if found:
                 return found
+    found = _sections_problem(record, ci_problem)
+    if found:
+        return found
     eps = record.get("threat_model", {}).get("eps", [])
     got = [r.get("eps") for r in results]
     if len(got) != len(eps) or any(abs(float(a) - float(b)) > 1e-12 for a, b in zip(got, eps)):
         return "$.results does not hold one entry per ε of $.threat_model.eps, in the same order", \
             f"results at ε {got}, threat model ε {eps}"
+    return None
+
+
+def _sections_problem(record: dict, ci_problem) -> tuple[str, Any] | None:
+    """Consistency of the optional ``defense`` and ``detection`` sections (schema 1.1)."""
+    defense = record.get("defense")
+    if isinstance(defense, dict) and defense.get("adaptive") is False and defense.get("adaptation"):
+        return ("$.defense.adaptation must be empty when $.defense.adaptive is false (the attacks did not adapt "
+                "to the defense)", defense["adaptation"])
+    detection = record.get("detection")
+    if not isinstance(detection, dict):
+        return None
+    found = ci_problem(detection.get("false_positive_rate_ci"), "$.detection.false_positive_rate_ci")
+    if found:
+        return found
+    k, n = detection.get("n_false_positives"), detection.get("n_clean")
+    if isinstance(k, int) and isinstance(n, int) and k > n:
+        return "$.detection.n_false_positives is larger than $.detection.n_clean", [k, n]
+    per_eps = detection.get("per_eps")
+    for i, r in enumerate(per_eps if isinstance(per_eps, list) else []):
+        if not isinstance(r, dict):
+            continue
+        found = ci_problem(r.get("detection_rate_ci"), f"$.detection.per_eps[{i}].detection_rate_ci")
+        if found:
+            return found
+        k, n = r.get("n_detected"), r.get("n_adversarial")
+        if isinstance(k, int) and isinstance(n, int) and k > n:
+            return f"$.detection.per_eps[{i}].n_detected is larger than its n_adversarial", [k, n]
+        if n == 0 and r.get("detection_rate") is not None:
+            return (f"$.detection.per_eps[{i}].detection_rate must be null when n_adversarial is 0 (no example "
+                    "to detect)", r.get("detection_rate"))
     return None
 
 

@@ -1,8 +1,10 @@
 """The :class:`Scorecard`: the typed record an evaluation produces.
 
 It holds plain JSON-ready sections (model, data, threat model, clean accuracy, per-ε results, checks,
-cost, provenance) plus per-sample NumPy arrays so every number can be audited. Accuracies, rates and
-confidence bounds are floats in [0, 1]; times, counts and norms carry their unit in the key name.
+cost, provenance; since schema 1.1 optionally the ``defense`` the model was evaluated behind and the
+``detection`` results of an adversarial-input detector) plus per-sample NumPy arrays so every number can
+be audited. Accuracies, rates and confidence bounds are floats in [0, 1]; times, counts and norms carry
+their unit in the key name.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,12 +20,15 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from .defense_text import defense_line, detection_line
 
 __all__ = ["Scorecard", "CheckResult", "SCHEMA_VERSION", "STATUSES"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
+#: The first schema version with the optional ``defense`` and ``detection`` sections.
+_SECTIONS_SINCE = (1, 1)
 STATUSES = ("pass", "warn", "fail")
 
 
@@ -67,6 +73,12 @@ class Scorecard:
     incomplete_reason: str | None = None
     skipped_attacks: list = field(default_factory=list)
     schema_version: str = SCHEMA_VERSION
+    #: the preprocessing defense in front of the model, and whether the attacks adapted to it (BPDA/EOT);
+    #: ``None`` for an undefended model
+    defense: dict | None = None
+    #: an adversarial-input detector's false-positive and detection rates
+    #: (:func:`aisec_lab.defenses.detection_section`); ``None`` when no detector was evaluated
+    detection: dict | None = None
 
     # -- headline numbers ------------------------------------------------------------------------
     @property
@@ -164,10 +176,29 @@ class Scorecard:
     def trustworthy(self) -> bool:
         return self.complete and all(c.status != "fail" for c in self.checks)
 
+    @property
+    def adaptive(self) -> bool | None:
+        """Whether the attacks knew about the defense (BPDA/EOT); ``None`` for an undefended model.
+
+        ``False`` means the robust accuracies are upper bounds: adaptive attacks usually break such a
+        defense.
+        """
+        return None if self.defense is None else bool(self.defense.get("adaptive"))
+
     # -- serialisation -------------------------------------------------------------------------
+    def _record_version(self) -> str:
+        """``schema_version`` as written: a 1.0 scorecard that gained a defense or detection section is 1.1."""
+        if self.defense is None and self.detection is None:
+            return self.schema_version
+        m = re.match(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.", str(self.schema_version))
+        if m and int(m.group(1)) == _SECTIONS_SINCE[0] and int(m.group(2)) < _SECTIONS_SINCE[1]:
+            return SCHEMA_VERSION
+        return self.schema_version
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema_version": self.schema_version,
+        """The canonical JSON record; ``defense`` and ``detection`` are left out when ``None``."""
+        record = {
+            "schema_version": self._record_version(),
             "model": self.model,
             "data": self.data,
             "threat_model": self.threat_model,
@@ -183,6 +214,11 @@ class Scorecard:
             "incomplete_reason": self.incomplete_reason,
             "skipped_attacks": self.skipped_attacks,
         }
+        if self.defense is not None:
+            record["defense"] = self.defense
+        if self.detection is not None:
+            record["detection"] = self.detection
+        return record
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], samples: dict | None = None) -> "Scorecard":
@@ -199,7 +235,7 @@ class Scorecard:
                    results=d["results"], checks=checks, cost=d["cost"], provenance=d["provenance"],
                    per_class=d.get("per_class", {}), samples=dict(samples or {}), complete=d["complete"],
                    incomplete_reason=d.get("incomplete_reason"), skipped_attacks=d.get("skipped_attacks", []),
-                   schema_version=d["schema_version"])
+                   schema_version=d["schema_version"], defense=d.get("defense"), detection=d.get("detection"))
 
     # -- files, tables, notebooks ----------------------------------------------------------------
     def save(self, out_dir: str | os.PathLike) -> Path:
@@ -255,10 +291,17 @@ class Scorecard:
         lines = [f"Scorecard: {self.model.get('name')} on {self.data.get('name')}/{self.data.get('split')} "
                  f"(n={self.data.get('n')}), {self.threat_model['norm']}, attacks: {', '.join(self.attacks)}",
                  f"  clean accuracy {self.clean_accuracy:.4f} [{self.clean_accuracy_ci[0]:.3f}, {self.clean_accuracy_ci[1]:.3f}]"]
+        if self.defense is not None:  # next to the headline numbers: a non-adaptive defense inflates them
+            lines.insert(1, "  " + defense_line(self.defense))
+        oblivious = self.adaptive is False
         for r in self.results:
             flag = "" if r.get("complete", True) else "  (INCOMPLETE: upper bound)"
+            if oblivious:
+                flag += "  (NOT ADAPTIVE: upper bound)"
             lines.append(f"  eps={r['eps_display']:<8} robust accuracy {r['robust_accuracy']:.4f} "
                          f"[{r['robust_accuracy_ci'][0]:.3f}, {r['robust_accuracy_ci'][1]:.3f}]{flag}")
+        if self.detection is not None:
+            lines.append("  " + detection_line(self.detection))
         bad = [c for c in self.checks if c.status != "pass"]
         lines.append(f"  checks: {self.status.upper()}" + "".join(f"\n    {c.status.upper()} {c.id}: {c.summary}" for c in bad))
         if not self.complete:

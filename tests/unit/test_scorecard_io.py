@@ -119,7 +119,7 @@ def test_schema_is_valid_draft_2020_12_and_shipped_as_package_data():
                                        "skipped_attacks"}
     pyproject = (Path(aisec_lab.__file__).parents[1] / "pyproject.toml").read_text()
     assert '"scorecard/*.json"' in pyproject
-    assert SCHEMA_VERSION == "1.0.0"
+    assert SCHEMA_VERSION == "1.1.0"
 
 
 def test_fixture_and_to_dict_validate(base, record):
@@ -131,7 +131,7 @@ def test_fixture_and_to_dict_validate(base, record):
 
 def test_load_reads_json_file_and_samples_beside_it(base):
     raw = json.loads(FIXTURE.read_text())
-    assert base.schema_version == SCHEMA_VERSION  # 0.x files are read as the current version
+    assert base.schema_version == raw["schema_version"] == "1.0.0"  # a 1.0.0 file still loads, as written
     assert _canonical({**base.to_dict(), "schema_version": raw["schema_version"]}) == _canonical(raw)
     assert {"y", "clean_correct", "first_attack", "broken_by_attack", "x", "x_adv"} <= set(base.samples)
     assert base.samples["first_attack"].shape == (3, 60)

@@ -84,6 +84,8 @@ def sections(record: dict) -> dict[str, Any]:
         "status": overall_status(record),
         "hi": hi,
         "head": results[hi] if hi is not None else None,
+        "defense": record.get("defense") if isinstance(record.get("defense"), dict) else None,
+        "detection": record.get("detection") if isinstance(record.get("detection"), dict) else None,
     }
 
 

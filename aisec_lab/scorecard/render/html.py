@@ -13,6 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from ..._optional import require
+from ..defense_text import (
+    DETECTOR_NOT_ADAPTIVE_NOTE,
+    NOT_ADAPTIVE_WARNING,
+    adaptation_text,
+    defense_chain_text,
+)
 from ._common import (
     sections,
     NIST_LINE,
@@ -60,6 +66,52 @@ def _text(v: Any, default: str = "n/a") -> str:
     if v is None or v == "":
         return default
     return compact_value(v) if not isinstance(v, str) else v
+
+
+def _params(params: Any) -> list[tuple[str, str]]:
+    if isinstance(params, dict):
+        return [(str(k), compact_value(v)) for k, v in params.items()]
+    return [] if params in (None, "") else [("value", compact_value(params))]
+
+
+def _yes_no(v: Any) -> str:
+    return "yes" if v is True else "no" if v is False else "n/a"
+
+
+def _defense_view(defense: dict | None) -> dict | None:
+    if defense is None:
+        return None
+    return {
+        "oblivious": not defense.get("adaptive"), "warning": NOT_ADAPTIVE_WARNING,
+        "chain": defense_chain_text(defense), "adaptation": adaptation_text(defense),
+        "steps": [{"name": _text(st.get("name")), "implementation": _text(st.get("implementation")),
+                   "params": _params(st.get("params")), "differentiable": _yes_no(st.get("differentiable")),
+                   "randomized": _yes_no(st.get("randomized"))}
+                  for st in defense.get("chain") or [] if isinstance(st, dict)],
+        "eot_samples": _text(defense.get("eot_samples")),
+        "base_model_sha256": _text(defense.get("base_model_sha256"), "none"),
+        "note": _text(defense.get("note"), ""),
+    }
+
+
+def _detection_view(detection: dict | None) -> dict | None:
+    if detection is None:
+        return None
+    trained = detection.get("trained_on") if isinstance(detection.get("trained_on"), dict) else {}
+    return {
+        "detector": _text(detection.get("detector")), "params": _params(detection.get("params")),
+        "threshold": _text(detection.get("threshold")),
+        "trained_on": (f"{_text(trained.get('attack'))} ({norm_text(trained.get('norm'))}, "
+                       f"ε = {_text(trained.get('eps'))}) "
+                       f"examples against clean samples, {_text(trained.get('n_train'))} training samples in all"),
+        "fpr": pct(detection.get("false_positive_rate")), "fpr_ci": ci_text(detection.get("false_positive_rate_ci")),
+        "n_clean": _text(detection.get("n_clean")),
+        "rows": [{"eps": eps_text(r), "rate": pct(r.get("detection_rate")), "ci": ci_text(r.get("detection_rate_ci")),
+                  "n": _text(r.get("n_adversarial"))}
+                 for r in detection.get("per_eps") or [] if isinstance(r, dict)],
+        "adaptive": bool(detection.get("adaptive")), "not_adaptive_note": DETECTOR_NOT_ADAPTIVE_NOTE,
+        "note": _text(detection.get("note"), ""),
+    }
 
 
 def _view(record: dict) -> dict:
@@ -176,6 +228,8 @@ def _view(record: dict) -> dict:
         ] + ([("notebook parameters", _text(nb))] if nb else []),
         "versions": [(str(k), _text(v)) for k, v in (prov.get("versions", {}) or {}).items()],
         "schema_version": _text(record.get("schema_version")),
+        "defense": _defense_view(parts["defense"]),
+        "detection": _detection_view(parts["detection"]),
     }
 
 

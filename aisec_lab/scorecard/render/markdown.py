@@ -10,12 +10,19 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..defense_text import (
+    DETECTOR_NOT_ADAPTIVE_NOTE,
+    NOT_ADAPTIVE_WARNING,
+    adaptation_text,
+    defense_chain_text,
+)
 from ._common import (
     sections,
     NIST_LINE,
     atlas_text,
     ci_level_text,
     ci_text,
+    compact_value,
     eps_long,
     eps_text,
     key_params,
@@ -44,6 +51,67 @@ def _shape(shape: Any) -> str:
     return md_escape(shape) if shape not in (None, "") else "n/a"
 
 
+def _yes_no(v: Any) -> str:
+    return "yes" if v is True else "no" if v is False else "n/a"
+
+
+def _defense_section(defense: dict) -> list[str]:
+    out = ["### Defense", ""]
+    chain = [s for s in defense.get("chain") or [] if isinstance(s, dict)]
+    out.append(f"- Chain ({len(chain)} step{'s' if len(chain) != 1 else ''}, in application order):")
+    for step in chain:
+        params = step.get("params") or {}
+        ptext = (", ".join(f"{md_escape(k)}={md_escape(compact_value(v))}" for k, v in params.items())
+                 if isinstance(params, dict) else md_escape(params)) or "defaults"
+        out.append(f"  - {md_escape(step.get('name'))} ({md_escape(step.get('implementation') or 'n/a')}): {ptext}; "
+                   f"differentiable {_yes_no(step.get('differentiable'))}, "
+                   f"randomized {_yes_no(step.get('randomized'))}")
+    if defense.get("adaptive"):
+        out.append(f"- Attacks: {md_escape(adaptation_text(defense))}")
+    else:
+        out.append(f"- Attacks: **{md_escape(NOT_ADAPTIVE_WARNING)}**")
+    out.append(f"- EOT samples per gradient: {md_escape(defense.get('eot_samples'))}; undefended model weights sha256 "
+               f"{md_escape(defense.get('base_model_sha256') or 'n/a')}")
+    if defense.get("note"):
+        out.append(f"- Note: {md_escape(defense.get('note'))}")
+    out.append("")
+    return out
+
+
+def _detection_section(detection: dict, level: str, norm_of) -> list[str]:
+    out = [f"### Adversarial-input detection: {md_escape(detection.get('detector'))}", ""]
+    if not detection.get("adaptive"):
+        out += [f"> **Not adaptive:** {md_escape(DETECTOR_NOT_ADAPTIVE_NOTE)}.", ""]
+    out.append(f"| measure | rate | {level} | samples |")
+    out.append("|:---|---:|---:|---:|")
+    out.append(f"| false positives (clean samples flagged) | {pct(detection.get('false_positive_rate'))} | "
+               f"{ci_text(detection.get('false_positive_rate_ci'))} | "
+               f"{md_escape(num(detection.get('n_clean')))} clean |")
+    for r in detection.get("per_eps") or []:
+        if not isinstance(r, dict):
+            continue
+        out.append(f"| detected at ε = {md_escape(eps_text(r))} | {pct(r.get('detection_rate'))} | "
+                   f"{ci_text(r.get('detection_rate_ci'))} | {md_escape(num(r.get('n_adversarial')))} adversarial |")
+    out.append("")
+    trained = detection.get("trained_on") if isinstance(detection.get("trained_on"), dict) else {}
+    params = detection.get("params") or {}
+    ptext = (", ".join(f"{md_escape(k)}={md_escape(compact_value(v))}" for k, v in params.items())
+             if isinstance(params, dict) else md_escape(params)) or "defaults"
+    eps = trained.get("eps")
+    eps_str = md_escape(num(eps)) if isinstance(eps, (int, float)) else md_escape(eps)
+    out.append(f"- Detector {md_escape(detection.get('detector'))} ({ptext}); flags a sample when its score is at "
+               f"least {md_escape(num(detection.get('threshold')))}")
+    out.append(f"- Trained on {md_escape(trained.get('attack'))} ({md_escape(norm_of(trained.get('norm')))}, "
+               f"ε = {eps_str}) examples against clean "
+               f"samples, {md_escape(num(trained.get('n_train')))} training samples in all")
+    out.append("- Detection rate: among the samples whose adversarial example broke the model at that ε; false "
+               "positives: among every clean sample evaluated")
+    if detection.get("note"):
+        out.append(f"- Note: {md_escape(detection.get('note'))}")
+    out.append("")
+    return out
+
+
 def render_markdown(record: dict) -> str:
     """Render a scorecard record as a Markdown model-card section (ends with a newline)."""
     parts = sections(record)
@@ -65,9 +133,17 @@ def render_markdown(record: dict) -> str:
         add(f"> **INCOMPLETE EVALUATION: {reason}.** Robust accuracies are upper bounds; do not rely on them.")
         add("")
 
+    defense, detection = parts["defense"], parts["detection"]
+    oblivious = defense is not None and not defense.get("adaptive")
+    if oblivious:
+        add(f"> **{md_escape(NOT_ADAPTIVE_WARNING)}.** Defense: {md_escape(defense_chain_text(defense))}.")
+        add("")
+
     verdict = f"**Verdict:** clean accuracy **{pct(clean.get('value'))}** ({level} {ci_text(clean.get('ci'))})"
     if head is not None:
         bound = "" if head.get("complete", True) else " (upper bound: incomplete)"
+        if oblivious:
+            bound += " (upper bound: **NOT ADAPTIVE**)"
         verdict += (f"; worst-case robust accuracy at {norm} ε = {md_escape(eps_text(head))} "
                     f"**{pct(head.get('robust_accuracy'))}** ({level} {ci_text(head.get('robust_accuracy_ci'))})"
                     f"{bound} over {len(attacks)} attack{'s' if len(attacks) != 1 else ''}")
@@ -77,6 +153,9 @@ def render_markdown(record: dict) -> str:
         verdict += "; **INCOMPLETE**"
     add(verdict + ".")
     add("")
+    if defense is not None and not oblivious:
+        add(f"**Defense:** {md_escape(defense_chain_text(defense))}; {md_escape(adaptation_text(defense))}.")
+        add("")
 
     # -- ε × attack table --------------------------------------------------------------------------
     add(f"### Robust accuracy by ε ({norm})")
@@ -110,6 +189,11 @@ def render_markdown(record: dict) -> str:
            "Per-attack columns: samples each attack broke first, in cascade order (later attacks only see "
            "what earlier ones left standing)."))
     add("")
+
+    if defense is not None:
+        out.extend(_defense_section(defense))
+    if detection is not None:
+        out.extend(_detection_section(detection, level, norm_text))
 
     # -- checks --------------------------------------------------------------------------------------
     add(f"### Validity checks: {status.upper()}")
