@@ -89,8 +89,7 @@ def fit(recipe: Recipe, target, train_data, *, val_data=None, test_data=None, ch
     if ckpt is not None:
         ckpt.mkdir(parents=True, exist_ok=True)
         if (ckpt / LAST).exists():
-            meta = trainer.load_checkpoint(ckpt / LAST)
-            _check_same_run(meta, run_id, run_fp, ckpt)
+            meta = trainer.load_checkpoint(ckpt / LAST, check=lambda m: _check_same_run(m, run_id, run_fp, ckpt))
             history = meta["history"]
             best = meta["best"]
             start_epoch = resumed = len(history)

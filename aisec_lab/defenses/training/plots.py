@@ -105,6 +105,6 @@ def plot_history(history: Any, ax: Any = None):
         ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
-    ax.set_title("adversarial training: validation accuracy per epoch")
+    ax.legend(loc="best", fontsize="small")
+    ax.set_title("adversarial training: accuracy per epoch")
     return fig

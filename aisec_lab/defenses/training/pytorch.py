@@ -169,8 +169,8 @@ class Trainer:
         clean = robust = 0
         steps = r.val_attack_steps
         for s in range(0, len(x), 256):
-            xb = torch.from_numpy(np.ascontiguousarray(x[s:s + 256], dtype=np.float32)).to(self.device)
-            yb = torch.from_numpy(np.asarray(y[s:s + 256], dtype=np.int64)).to(self.device)
+            xb = torch.from_numpy(np.array(x[s:s + 256], dtype=np.float32)).to(self.device)
+            yb = torch.from_numpy(np.array(y[s:s + 256], dtype=np.int64)).to(self.device)
             with torch.no_grad():
                 ok = self.module(xb).argmax(1) == yb
             clean += int(ok.sum())
@@ -192,9 +192,12 @@ class Trainer:
                     "meta": json.dumps(meta, default=float)}, buf)
         atomic_write_bytes(path, buf.getvalue())
 
-    def load_checkpoint(self, path: Path) -> dict:
+    def load_checkpoint(self, path: Path, check=None) -> dict:
+        """Restore model and optimizer; ``check(meta)`` may refuse the checkpoint before anything is loaded."""
         state = _load(path)
         meta = json.loads(state["meta"])
+        if check is not None:
+            check(meta)
         try:
             self.model.load_state_dict(state["model"])
             self.opt.load_state_dict(state["optimizer"])

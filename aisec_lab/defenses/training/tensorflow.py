@@ -202,11 +202,14 @@ class Trainer:
 
     def save_checkpoint(self, path: Path, meta: dict) -> None:
         arrays = {f"w{i}": w for i, w in enumerate(self.weights())}
-        arrays.update({f"o{i}": np.array(v) for i, v in enumerate(self.opt.variables)})
+        arrays.update({f"o{i}": np.array(keras.ops.convert_to_numpy(v)) for i, v in enumerate(self.opt.variables)})
         self._write(path, arrays, meta)
 
-    def load_checkpoint(self, path: Path) -> dict:
+    def load_checkpoint(self, path: Path, check=None) -> dict:
+        """Restore model and optimizer; ``check(meta)`` may refuse the checkpoint before anything is loaded."""
         arrays, meta = self._read(path)
+        if check is not None:
+            check(meta)
         weights = [arrays[f"w{i}"] for i in range(sum(k.startswith("w") for k in arrays))]
         opt_vals = [arrays[f"o{i}"] for i in range(sum(k.startswith("o") for k in arrays))]
         shapes = [tuple(w.shape) for w in self.model.get_weights()]
