@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from . import errors, export, zoo
+from . import defenses, errors, export, zoo
 from .data import Dataset, from_arrays, from_tf_dataset, from_torch_loader, list_datasets, load_dataset, load_npz
 from .errors import (
     AisecLabError,
@@ -76,6 +76,7 @@ __all__ = [
     "describe_defense",
     "register_defense",
     "recipes",
+    "defenses",
     "Scorecard",
     "CheckResult",
     "compare",

@@ -77,6 +77,30 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0 if sc.complete else 3
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    """Adversarially train a model with a recipe: the steps of notebook 02_adversarial_training, without a notebook."""
+    from .data import load_dataset
+    from .notebooks import check_output_dir, check_training_parameters, load_target, notebook_outputs
+
+    spec = check_training_parameters(model=args.model, framework=args.framework, dataset=args.dataset,
+                                     recipe=args.recipe, eps=args.eps, epochs=args.epochs, batch_size=args.batch_size,
+                                     seed=args.seed, eval_attacks=args.eval_attacks, eval_eps=args.eval_eps,
+                                     eval_n_samples=args.eval_n_samples)
+    out = check_output_dir(args.out)
+    train = load_dataset(args.dataset, split="train")
+    test = load_dataset(args.dataset, split="test")
+    target = load_target(args.model, args.framework, test)  # the same resolution as the notebooks
+    result = spec.fit(target, train, test_data=test, checkpoint_dir=out / "ckpt", eval_attacks=args.eval_attacks,
+                      eval_eps=args.eval_eps, eval_n_samples=args.eval_n_samples, progress=not args.no_progress)
+    result.save(out)
+    print(result.summary())
+    print()
+    shown = Path(args.out)
+    for label, path in notebook_outputs("02_adversarial_training", shown):
+        print(f"{label + ':':<22}{path}")
+    return 0 if result.scorecard_after is None or result.scorecard_after.complete else 3
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     """Versions of aisec-lab and of the frameworks it finds (without failing on a missing one)."""
     from importlib import metadata
@@ -305,6 +329,50 @@ def build_cli():
         """Alias of `scorecard`."""
         return _scorecard(**kw)
 
+    def _eval_n_samples(ctx, param, value):
+        if value is None or str(value).strip().lower() in ("all", "none"):
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise click.BadParameter(f"expected a positive integer or 'all', got {value!r}") from None
+
+    @cli.command()
+    @click.option("--model", default="digits_cnn", show_default=True, help="Reference model name or model file.")
+    @click.option("--framework", default="pytorch", show_default=True, help="pytorch or tensorflow.")
+    @click.option("--dataset", default="digits", show_default=True,
+                  help="Bundled data set: trains on its train split, scores on its test split.")
+    @click.option("--recipe", default="pgd_at", show_default=True, help="pgd_at, trades or fast_at.")
+    @click.option("--eps", type=float, default=0.1, show_default=True,
+                  help="L-inf budget trained against, in the model's input scale.")
+    @click.option("--epochs", type=int, default=10, show_default=True, help="Most epochs (early stopping may end sooner).")
+    @click.option("--batch-size", type=int, default=64, show_default=True)
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--eval-attacks", "eval_attacks", multiple=True, default=("standard",), show_default=True,
+                  help="Attacks of the before/after scorecards: a preset, or attack names (comma-separated or repeated).")
+    @click.option("--eval-eps", "eval_eps", multiple=True, default=(),
+                  help="ε of the scorecards (comma-separated or repeated; default: --eps).")
+    @click.option("--eval-n-samples", default="200", show_default=True, callback=_eval_n_samples,
+                  help="Stratified test sample of the scorecards ('all': the whole test split).")
+    @click.option("--no-progress", is_flag=True)
+    @click.option("--out", default="runs/adversarial_training", show_default=True,
+                  help="Folder for the model, recipe.yaml, history, scorecards and checkpoints (ckpt/).")
+    def train(**kw) -> int:
+        """Adversarially train a model with a recipe; save it with before/after scorecards. Exit 3 if incomplete.
+
+        The same library calls as notebook 02_adversarial_training. Re-running the same command resumes from
+        the checkpoints in OUT/ckpt.
+        """
+        try:
+            eval_eps = [float(e) for e in _split(kw["eval_eps"])] or None
+        except ValueError:
+            raise click.BadParameter(f"expected numbers, got {', '.join(kw['eval_eps'])}",
+                                     param_hint="--eval-eps") from None
+        return _cmd_train(_ns(model=kw["model"], framework=kw["framework"], dataset=kw["dataset"], recipe=kw["recipe"],
+                              eps=kw["eps"], epochs=kw["epochs"], batch_size=kw["batch_size"], seed=kw["seed"],
+                              eval_attacks=_parse_attacks(_split(kw["eval_attacks"])), eval_eps=eval_eps,
+                              eval_n_samples=kw["eval_n_samples"], no_progress=kw["no_progress"], out=kw["out"]))
+
     @cli.command()
     @click.argument("notebook")
     @click.option("-p", "--parameter", "parameters", multiple=True, type=(str, str), metavar="NAME VALUE",
@@ -313,7 +381,7 @@ def build_cli():
     @click.option("--timeout-s", type=float, default=None, help="Per-cell timeout.")
     def run(notebook: str, parameters, out_dir: str, timeout_s: float | None) -> int:
         """Run a parameterised notebook with papermill; print where its outputs are."""
-        from .notebooks import notebook_parameters, notebook_path, parse_cli_value, run_notebook
+        from .notebooks import notebook_outputs, notebook_parameters, notebook_path, parse_cli_value, run_notebook
 
         specs = notebook_parameters(notebook)
         params = {}
@@ -326,7 +394,8 @@ def build_cli():
         print(f"executed notebook: {Path(out_dir) / (notebook_path(notebook).stem + '.ipynb')}")
         if sc is not None:
             print(sc.summary())
-            print(f"scorecard: {out_dir}/scorecard.html, {out_dir}/scorecard.json")
+        for label, path in notebook_outputs(notebook, out_dir):
+            print(f"{label}: {path}")
         return 0
 
     @cli.command()

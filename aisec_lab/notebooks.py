@@ -54,6 +54,7 @@ __all__ = [
     "comparison_table",
     "save_comparison",
     "check_training_parameters",
+    "check_output_dir",
     "notebook_outputs",
     "NOTEBOOK_DIR",
 ]
@@ -558,6 +559,22 @@ def _keep_executed(tmp_nb: Path, executed: Path, final_name: str) -> bool:
     return True
 
 
+def check_output_dir(out_dir: Any) -> Path:
+    """``out_dir`` as an absolute path, refused (:class:`~aisec_lab.errors.ConfigError`) when it or a parent
+    is an existing file; nothing is created."""
+    if not isinstance(out_dir, (str, os.PathLike)) or not os.fspath(out_dir):
+        raise ConfigError("out_dir must be a folder path", got=out_dir, fix="e.g. out_dir='runs/x'")
+    out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ConfigError("the output directory is an existing file", got=str(out),
+                          fix="pass a folder path (it is created when missing), or move the file away")
+    for parent in out.absolute().parents:
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError("the output directory lies below a file", got=str(parent),
+                              fix="pass a folder path whose parents are folders")
+    return out.absolute()
+
+
 def run_notebook(
     name_or_path: str | os.PathLike,
     params: dict | None = None,
@@ -596,17 +613,7 @@ def run_notebook(
         if not out_dir:
             raise ConfigError(f"notebook {name} needs an output folder", got=None,
                               fix="pass out_dir=... (the executed notebook is saved there)")
-    if not isinstance(out_dir, (str, os.PathLike)) or not os.fspath(out_dir):
-        raise ConfigError("out_dir must be a folder path", got=out_dir, fix="e.g. out_dir='runs/x'")
-    out = Path(out_dir).expanduser()
-    if out.exists() and not out.is_dir():
-        raise ConfigError("the output directory is an existing file", got=str(out),
-                          fix="pass a folder path (it is created when missing), or move the file away")
-    for parent in out.absolute().parents:
-        if parent.exists() and not parent.is_dir():
-            raise ConfigError("the output directory lies below a file", got=str(parent),
-                              fix="pass a folder path whose parents are folders")
-    out = out.absolute()
+    out = check_output_dir(out_dir)
     if "output_dir" in params and Path(params["output_dir"]).expanduser().absolute() != out:
         raise ConfigError("params['output_dir'] and out_dir name different folders",
                           got=f"{params['output_dir']!r} and {str(out)!r}", fix="give only out_dir")
@@ -774,6 +781,152 @@ def save_comparison(comparison: Any, out_dir: str | os.PathLike) -> Path:
     return path
 
 
+# -- value checks and outputs of the packaged notebooks ---------------------------------------------------
+#: the parameters of 02_adversarial_training that check_training_parameters reads
+_TRAINING_KEYS = ("model", "framework", "dataset", "recipe", "eps", "epochs", "batch_size", "seed", "eval_attacks",
+                  "eval_eps", "eval_n_samples")
+_FRAMEWORKS = ("pytorch", "tensorflow")
+
+
+def _did_you_mean(value: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(value, options, n=1, cutoff=0.5)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def _check_model_ref(model: Any, dataset: str) -> None:
+    """``model`` names a reference model trained on ``dataset``, or an existing model file (nothing is loaded)."""
+    from . import zoo
+
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
+    if not isinstance(model, str) or not model.strip():
+        raise ConfigError("model must be a reference model name or a model file path", got=model,
+                          fix=f"e.g. model='digits_cnn' (reference models: {', '.join(zoo.list_models())})")
+    if model in zoo.list_models():
+        trained_on = zoo.describe(model).get("dataset")
+        if trained_on and trained_on != dataset:
+            raise ConfigError(f"reference model {model!r} was trained on {trained_on!r}, not on {dataset!r}",
+                              got=f"model={model!r}, dataset={dataset!r}", fix=f"set dataset={trained_on!r}")
+        return
+    if Path(model).expanduser().is_file():
+        return
+    raise UnknownComponentError(f"model {model!r} is neither a reference model nor an existing file",
+                                fix=f"{_did_you_mean(model, zoo.list_models())}reference models: "
+                                    f"{', '.join(zoo.list_models())}; or give the path to a model file (.pt, .pth, .keras)")
+
+
+def _check_eval_attacks(attacks: Any) -> None:
+    """A preset name, one attack name, or a non-empty list of distinct attack names (registry did-you-mean)."""
+    from .attacks import ATTACKS, PRESETS
+
+    if isinstance(attacks, str):
+        if attacks in PRESETS or attacks in ATTACKS:
+            return
+        names = PRESETS.names() + ATTACKS.names()
+        raise UnknownComponentError(f"unknown attack or preset {attacks!r} for eval_attacks",
+                                    fix=f"{_did_you_mean(attacks, names)}presets: {', '.join(PRESETS.names())}; "
+                                        f"attacks: {', '.join(ATTACKS.names())}")
+    if not isinstance(attacks, (list, tuple)) or not attacks or not all(isinstance(a, str) for a in attacks):
+        raise ConfigError("eval_attacks must be a preset name or a non-empty list of attack names", got=attacks,
+                          fix="e.g. eval_attacks='standard' or eval_attacks=['fgsm', 'pgd']")
+    for name in attacks:
+        ATTACKS.get(name)  # raises UnknownComponentError with did-you-mean
+    dupes = sorted({a for a in attacks if list(attacks).count(a) > 1})
+    if dupes:
+        raise ConfigError("eval_attacks lists the same attack twice", got=dupes, fix="list each attack once")
+
+
+def check_training_parameters(*, model: Any, framework: Any, dataset: Any, recipe: Any, eps: Any, epochs: Any,
+                              batch_size: Any, seed: Any, eval_attacks: Any = "standard", eval_eps: Any = None,
+                              eval_n_samples: Any = None):
+    """Check an adversarial-training run's settings before anything trains; return its :class:`~aisec_lab.recipes.Recipe`.
+
+    The value checks of ``02_adversarial_training`` (run by :func:`check_parameters`, so by
+    :func:`run_notebook` before a kernel starts) and of ``aisec-lab train``: an unknown recipe, model,
+    data set or attack gets a did-you-mean; ``epochs``/``batch_size`` below 1, ε that is not positive or
+    looks like pixel units for the data's input range (``eps=8`` on [0, 1] images), and ``eval_n_samples``
+    outside 1..(test split size) are refused with :class:`~aisec_lab.errors.ConfigError`. Only the bundled
+    data set is read (cheap); no model is loaded and no framework is imported.
+    """
+    import numpy as np
+
+    from .data import list_datasets, load_dataset
+    from .defenses import training as recipes
+    from .evaluation.metrics import validate_eps
+
+    if not isinstance(recipe, str):
+        raise ConfigError("recipe must be a recipe name", got=recipe,
+                          fix=f"one of: {', '.join(recipes.list_recipes())}")
+    spec = recipes.get(recipe, eps=eps, epochs=epochs, batch_size=batch_size, seed=seed)
+    if framework not in _FRAMEWORKS:
+        text = framework if isinstance(framework, str) else repr(framework)
+        raise ConfigError("framework must be 'pytorch' or 'tensorflow'", got=framework,
+                          fix=f"{_did_you_mean(str(text), list(_FRAMEWORKS))}recipes train torch and Keras models")
+    if isinstance(dataset, os.PathLike) or (isinstance(dataset, str) and dataset.lower().endswith(".npz")):
+        raise ConfigError("adversarial training here uses a bundled data set's train and test splits; "
+                          "an .npz file has no splits", got=os.fspath(dataset),
+                          fix=f"use dataset='digits' ({', '.join(list_datasets())}), or in Python: "
+                              "al.recipes.get(...).fit(target, al.load_npz(train), test_data=al.load_npz(test))")
+    if not isinstance(dataset, str):
+        raise ConfigError("dataset must be a bundled data set's name", got=dataset,
+                          fix=f"one of: {', '.join(list_datasets())}")
+    test = load_dataset(dataset, split="test")  # unknown names: UnknownComponentError with did-you-mean
+    _check_model_ref(model, dataset)
+    lo, hi = test.clip_values if test.clip_values is not None else (0.0, 1.0)
+    clip_range = float(np.min(np.asarray(hi, dtype=float) - np.asarray(lo, dtype=float)))
+    input_size = int(np.prod(test.input_shape))
+    validate_eps([spec.eps], norm=spec.norm, clip_range=clip_range, input_size=input_size)
+    if eval_eps is not None:
+        validate_eps(eval_eps, norm=spec.norm, clip_range=clip_range, input_size=input_size)
+    _check_eval_attacks(eval_attacks)
+    if eval_n_samples is not None:
+        if isinstance(eval_n_samples, bool) or not isinstance(eval_n_samples, (int, np.integer)) or eval_n_samples < 1:
+            raise ConfigError("eval_n_samples must be a positive integer or None (the whole test split)",
+                              got=eval_n_samples, fix="e.g. eval_n_samples=200")
+        if eval_n_samples > test.n:
+            raise ConfigError(f"eval_n_samples={eval_n_samples} is larger than the {dataset} test split "
+                              f"({test.n} samples)", got=eval_n_samples,
+                              fix=f"use at most {test.n}, or None for the whole split")
+    return spec
+
+
+def _check_training_notebook(params: dict) -> None:
+    check_training_parameters(**{k: params[k] for k in _TRAINING_KEYS})
+
+
+@dataclass(frozen=True)
+class _Contract:
+    """What the runners know about a packaged notebook beyond its parameters cell."""
+
+    #: value checks on the full parameters (declared defaults updated with the given values); raises
+    check: Any = None
+    #: parameters ``check`` reads: a notebook of the same name that lacks one is not checked
+    needs: frozenset = frozenset()
+    #: (label, path relative to the output folder) of the files a run writes, in the order they are listed
+    outputs: tuple = ()
+
+
+_CONTRACTS: dict[str, _Contract] = {
+    "01_scorecard": _Contract(outputs=(("scorecard (HTML)", "scorecard.html"), ("scorecard (JSON)", "scorecard.json"),
+                                       ("scorecard (Markdown)", "scorecard.md"))),
+    "02_adversarial_training": _Contract(
+        check=_check_training_notebook, needs=frozenset(_TRAINING_KEYS),
+        outputs=(("model (PyTorch)", "model.pt"), ("model (Keras)", "model.keras"), ("recipe card", "recipe.yaml"),
+                 ("history", "history.json"), ("scorecard before", "before/scorecard.html"),
+                 ("scorecard after", "after/scorecard.html"), ("comparison", "comparison.md"),
+                 ("checkpoints", "ckpt"))),
+    "04_compare_scorecards": _Contract(outputs=(("comparison (JSON)", "comparison.json"),
+                                                ("comparison (text)", "comparison.txt"))),
+}
+
+
+def notebook_outputs(name_or_path: str | os.PathLike, out_dir: str | os.PathLike) -> list[tuple[str, Path]]:
+    """``(label, path)`` of the files a packaged notebook's run wrote into ``out_dir`` (those that exist), in order."""
+    contract = _CONTRACTS.get(_name(notebook_path(name_or_path)))
+    out = Path(out_dir)
+    return [(label, out / rel) for label, rel in (contract.outputs if contract else ()) if (out / rel).exists()]
+
+
 # -- python -m aisec_lab.notebooks -------------------------------------------------------------------------
 def _display_path(path: Path) -> str:
     try:
@@ -819,12 +972,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out_dir)
     name = _name(notebook_path(args.notebook))
     print(f"{'executed notebook:':<22}{_display_path(out / f'{name}.ipynb')}")
+    for label, path in notebook_outputs(args.notebook, out):
+        print(f"{label + ':':<22}{_display_path(path)}")
     if sc is None:
         return 0
-    for label, file in (("scorecard (HTML)", "scorecard.html"), ("scorecard (JSON)", "scorecard.json"),
-                        ("scorecard (Markdown)", "scorecard.md")):
-        if (out / file).is_file():
-            print(f"{label + ':':<22}{_display_path(out / file)}")
     print()
     print(sc.summary())
     return 0 if sc.complete else 3

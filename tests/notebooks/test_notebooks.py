@@ -1,7 +1,8 @@
 """The committed notebooks: stripped and thin, executed by papermill with tiny parameters, strict parameters.
 
-``03_explore`` is executed by ``test_explore_notebook.py``; every other packaged notebook must have a
-tiny run here (``TINY``), so a new notebook cannot land without being executed in the suite.
+``03_explore`` is executed by ``test_explore_notebook.py`` and ``02_adversarial_training`` by
+``test_training_notebook.py``; every other packaged notebook must have a tiny run here (``TINY``), so a new
+notebook cannot land without being executed in the suite.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ pytest.importorskip("ipykernel")
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED = sorted((REPO / "notebooks").glob("*.ipynb"))
 TINY_SCORECARD = {"n_samples": 20, "attacks": ["fgsm"], "eps": [0.1]}
-EXECUTED_ELSEWHERE = {"03_explore"}  # tests/notebooks/test_explore_notebook.py
+EXECUTED_ELSEWHERE = {"03_explore",  # tests/notebooks/test_explore_notebook.py
+                      "02_adversarial_training"}  # tests/notebooks/test_training_notebook.py
 EXECUTED_HERE = {"01_scorecard", "04_compare_scorecards"}
 TIMEOUT_S = 300
 
