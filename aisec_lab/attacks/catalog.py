@@ -8,12 +8,13 @@ of FGSM/PGD/APGD) runs through ART, with inputs cast to float32 at the model bou
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from .._seeding import numpy_global_seed
 
 from ..errors import AisecLabError, IncompatibleModelError
 from .registry import register_attack
@@ -42,15 +43,8 @@ def _art_generate(spec: AttackSpec, target: Any, attack: Any, x: np.ndarray, y: 
     return np.asarray(out, dtype=np.float32)
 
 
-@contextlib.contextmanager
-def _numpy_global_seed(seed: int):
-    """ART's decision-based attacks draw from NumPy's global generator: seed it, then restore it."""
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
+# ART's decision-based attacks draw from NumPy's global generator: seed it around each call
+_numpy_global_seed = numpy_global_seed
 
 
 def _kernels():

@@ -22,7 +22,6 @@ evaluation overstates a defense; the scorecard and the ``adaptive_defense`` chec
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import difflib
 import logging
@@ -31,6 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .._seeding import numpy_global_seed
 from ..errors import ConfigError, IncompatibleModelError
 from ..registry import Registry
 
@@ -219,16 +219,6 @@ def _total_variance_minimization(target, *, prob, norm, lamb, max_iter):
 
 
 # -- the chain applied in front of the model ------------------------------------------------------
-@contextlib.contextmanager
-def _numpy_global_seed(seed: int):
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
-
-
 class DefenseChain:
     """The defenses applied in order, as one NumPy transform; randomised ones draw from a seeded stream."""
 
@@ -252,7 +242,7 @@ class DefenseChain:
         self.calls += 1
         for entry, _, transform in self.steps:
             if entry.randomized:
-                with _numpy_global_seed(int(self.rng.integers(2**32 - 1))):
+                with numpy_global_seed(int(self.rng.integers(2**32 - 1))):
                     x = transform(x)
             else:
                 x = transform(x)
