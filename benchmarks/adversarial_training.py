@@ -1,4 +1,4 @@
-"""Issue #6 acceptance measurement: pgd_at on digits_cnn (torch and Keras) at eps = 0.1 L-inf.
+"""Issue #6 acceptance measurement: pgd_at (or --recipe) on digits_cnn (torch and Keras) at eps = 0.1 L-inf.
 
 Trains each framework's reference model with ``pgd_at`` and compares the ``standard``-preset scorecards on
 300 test digits before and after (exact McNemar test on the paired outcomes). Targets: robust accuracy
@@ -33,7 +33,7 @@ def run(framework: str, args) -> dict:
     train = al.load_dataset("digits", split="train")
     test = al.load_dataset("digits", split="test")
     target = al.zoo.target("digits_cnn", framework=framework)
-    recipe = al.recipes.get("pgd_at", eps=args.eps, epochs=args.epochs, lr_schedule=args.lr_schedule,
+    recipe = al.recipes.get(args.recipe, eps=args.eps, epochs=args.epochs, lr_schedule=args.lr_schedule,
                             patience=None, seed=args.seed)
     t0 = time.perf_counter()
     res = recipe.fit(target, train, test_data=test, eval_n_samples=args.n_samples, progress=False)
@@ -57,6 +57,8 @@ def run(framework: str, args) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--frameworks", nargs="+", default=["pytorch", "tensorflow"])
+    p.add_argument("--recipe", default="pgd_at", choices=["pgd_at", "trades", "fast_at"])
+    p.add_argument("--out", default="adversarial_training.json", help="file name under benchmarks/results/")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--eps", type=float, default=0.1)
     p.add_argument("--lr-schedule", default="cosine", choices=["constant", "cosine"])
@@ -80,7 +82,7 @@ def main(argv=None) -> int:
                        "aisec_lab": al.__version__, "platform": platform.platform()},
            "command": "python -m benchmarks.adversarial_training " + " ".join(sys.argv[1:] if argv is None else argv),
            "rows": rows}
-    (RESULTS / "adversarial_training.json").write_text(json.dumps(out, indent=2) + "\n")
+    (RESULTS / args.out).write_text(json.dumps(out, indent=2) + "\n")
     return 0
 
 
