@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.aisec-lab-installed
 PIP_FLAGS ?= --disable-pip-version-check -q
 
-.PHONY: install demo test test-fast clean-venv
+.PHONY: install demo test test-fast bench bench-quick clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,25 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Benchmarks (not tests): ratios against ART, torchattacks and hand-written loops; see benchmarks/README.md.
+# Their peers are installed into the venv here, never as package dependencies: torchattacks with --no-deps
+# (otherwise it pulls a CUDA torch), multiprocess because ART's AutoAttack imports it without declaring it.
+BENCH_PEERS := $(VENV)/.aisec-lab-bench-peers
+BENCH_ARGS ?=
+
+$(BENCH_PEERS): $(STAMP)
+	@$(PY) -c "import torchattacks" 2>/dev/null || $(PY) -m pip install $(PIP_FLAGS) --no-deps "torchattacks==3.5.1"
+	@$(PY) -c "import multiprocess" 2>/dev/null || $(PY) -m pip install $(PIP_FLAGS) "multiprocess==0.70.19" "dill==0.4.1"
+	@touch $(BENCH_PEERS)
+
+# the full suite (under 30 minutes on 2 cores): writes benchmarks/results/latest.json
+bench: $(BENCH_PEERS)
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+# the smaller suite (under 5 minutes): every row, smaller workloads; writes benchmarks/results/latest-quick.json
+bench-quick: $(BENCH_PEERS)
+	$(PY) -m benchmarks --quick $(BENCH_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="+", metavar="ROW", help="row ids or prefixes/globs to run (see --list)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="cuda: also run the attack-step and scorecard rows on the GPU (when torch sees one)")
-    p.add_argument("--repeats", type=int, default=None, help="timed repeats per contender (default 5)")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats per contender (default 5; 3 with --quick)")
     p.add_argument("--out", type=Path, default=None,
                    help="JSON record (default benchmarks/results/latest.json, latest-quick.json with --quick)")
     p.add_argument("--list", action="store_true", help="list the rows and exit")
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or suite.RESULTS / ("latest-quick.json" if args.quick else "latest.json")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    ctx = suite.Context(quick=args.quick, device="cpu", repeats=args.repeats or 5)
+    ctx = suite.Context(quick=args.quick, device="cpu", repeats=args.repeats or (3 if args.quick else 5))
     cuda = False
     if args.device == "cuda":
         cuda = _cuda_available()

@@ -109,13 +109,16 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def race(contenders: dict[str, Callable[[], Any]], *, repeats: int,
-         warmup: dict[str, Callable[[], Any] | None] | None = None) -> dict[str, dict]:
+         warmup: dict[str, Callable[[], Any] | None] | None = None,
+         repeats_for: dict[str, int] | None = None) -> dict[str, dict]:
     """Median wall time of each contender, measured round-robin in this process.
 
     ``warmup[name]`` (default: the contender itself) runs once first (tracing, allocation, caches); ``None``
-    skips it. Returns ``{name: {"median_s", "times_s", "last": the last return value}}``.
+    skips it. ``repeats_for[name]`` gives a context-only contender fewer timed repeats (it then takes part in
+    the first rounds only). Returns ``{name: {"median_s", "times_s", "last": the last return value}}``.
     """
     warmup = warmup or {}
+    want = {n: min(repeats, (repeats_for or {}).get(n, repeats)) for n in contenders}
     for name, fn in contenders.items():
         w = warmup.get(name, fn)
         if w is not None:
@@ -126,8 +129,9 @@ def race(contenders: dict[str, Callable[[], Any]], *, repeats: int,
     for r in range(repeats):
         k = r % len(names)
         for name in names[k:] + names[:k]:
-            dt, last[name] = timed(contenders[name])
-            times[name].append(dt)
+            if len(times[name]) < want[name]:
+                dt, last[name] = timed(contenders[name])
+                times[name].append(dt)
     return {n: {"median_s": statistics.median(times[n]), "times_s": [round(t, 4) for t in times[n]],
                 "last": last.get(n)} for n in names}
 

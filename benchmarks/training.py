@@ -16,6 +16,8 @@ Ratio: aisec-lab epoch / hand-written epoch (lower is better; targets <= 1.15 to
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from .attack_step import framework_modules
@@ -50,7 +52,13 @@ def measure(ctx, framework: str) -> dict:
         return hand.epoch(hx, hy, np.random.default_rng([ctx.seed, next(epochs)]))
 
     def fit():
-        return recipe.fit(target, train, progress=False)
+        quiet = logging.getLogger("aisec_lab.defenses.training.driver")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)  # "no test_data was given": deliberate here
+        try:
+            return recipe.fit(target, train, progress=False)
+        finally:
+            quiet.setLevel(level)
 
     k = min(len(x), 2 * recipe.batch_size + 1)  # two full batches and a partial one: every batch shape
     warm = {"aisec-lab": lambda: trainer.train_epoch(x[:k], y[:k], np.random.default_rng(0), epoch=0),
