@@ -64,9 +64,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     ds = load_dataset(args.dataset, split=args.split, seed=args.data_seed)
     target = load_target(args.model, args.framework, ds)  # the same resolution as the notebooks
+    from .notebooks import train_data_for
+
+    sections = list(getattr(args, "sections", None) or [])
     sc = evaluate(target, ds, attacks=_parse_attacks(args.attacks), norm=args.norm, eps=args.eps,
                   n_samples=args.n_samples, seed=args.seed, exhaustive=args.exhaustive, checks=not args.no_checks,
-                  state_dir=args.state_dir, time_budget_s=args.time_budget_s, progress=not args.no_progress)
+                  state_dir=args.state_dir, time_budget_s=args.time_budget_s, progress=not args.no_progress,
+                  sections=sections, train_data=train_data_for(args.dataset, sections))
     print(sc.summary())
     if args.out:
         path = sc.save(args.out)
@@ -290,6 +294,9 @@ def build_cli():
                          help="ε in the model's input scale (comma-separated or repeated)."),
             click.option("--n-samples", type=int, default=None, help="Stratified sample size (default: all)."),
             click.option("--seed", type=int, default=0, show_default=True),
+            click.option("--sections", "sections_", multiple=True, default=(),
+                         help="Further sections: certified, privacy, backdoor (comma-separated or repeated); "
+                              "privacy and backdoor use the data set's train split."),
             click.option("--exhaustive", is_flag=True, help="Also run every attack on every sample."),
             click.option("--no-checks", is_flag=True, help="Skip the validity checks (recorded as skipped)."),
             click.option("--state-dir", default=None, help="Folder for resumable state."),
@@ -315,7 +322,7 @@ def build_cli():
                                  eps=eps, n_samples=kw["n_samples"], seed=kw["seed"],
                                  exhaustive=kw["exhaustive"], no_checks=kw["no_checks"], state_dir=kw["state_dir"],
                                  time_budget_s=kw["time_budget_s"], no_progress=kw["no_progress"], out=kw["out"],
-                                 json=kw["json_"]))
+                                 json=kw["json_"], sections=_split(kw["sections_"])))
 
     @cli.command()
     @scorecard_options

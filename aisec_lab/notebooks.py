@@ -686,6 +686,34 @@ def run_notebook(
 
 
 # -- helpers the notebooks call ----------------------------------------------------------------------------
+def train_data_for(dataset: str | os.PathLike, sections: Any) -> Any:
+    """The training split of ``dataset`` when one of ``sections`` needs it (privacy, backdoor), else ``None``.
+
+    A data set given as an ``.npz`` file has no training split: such a section is refused with a clear error.
+    """
+    from .data import load_dataset
+    from .sections import get_section
+
+    if not sections:
+        return None
+    needs = [name for name in sections if get_section(name).needs_train_data]
+    if not needs:
+        return None
+    if str(dataset).lower().endswith(".npz"):
+        raise ConfigError(f"the {needs[0]!r} section needs the model's training data, which an .npz data set "
+                          "does not carry", got=str(dataset),
+                          fix="use a bundled data set, or call al.evaluate(..., train_data=...) from Python")
+    return load_dataset(dataset, split="train")
+
+
+def _check_scorecard_notebook(params: dict) -> None:
+    from .sections import normalize_sections
+
+    sections = params.get("sections") or []
+    # names, duplicates and did-you-mean; the notebook loads the training split when a section needs it
+    normalize_sections(sections, None, None, require_train_data=False)
+
+
 def load_target(model: str | os.PathLike, framework: str | None = "pytorch", data: Any = None, *,
                 seed: int = 0, trust: bool = False):
     """The :class:`~aisec_lab.Target` for a reference model's name or a model file's path.
@@ -907,7 +935,7 @@ class _Contract:
 
 
 _CONTRACTS: dict[str, _Contract] = {
-    "01_scorecard": _Contract(outputs=(("scorecard (HTML)", "scorecard.html"), ("scorecard (JSON)", "scorecard.json"),
+    "01_scorecard": _Contract(check=_check_scorecard_notebook, needs=frozenset({"sections"}), outputs=(("scorecard (HTML)", "scorecard.html"), ("scorecard (JSON)", "scorecard.json"),
                                        ("scorecard (Markdown)", "scorecard.md"))),
     "02_adversarial_training": _Contract(
         check=_check_training_notebook, needs=frozenset(_TRAINING_KEYS),

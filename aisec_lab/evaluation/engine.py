@@ -163,6 +163,9 @@ def evaluate(
     probe_samples: int = 100,
     notebook_parameters: dict | None = None,
     detector: Any = None,
+    sections: Any = None,
+    train_data: Any = None,
+    section_params: dict | None = None,
 ) -> Scorecard:
     """Attack ``target`` on ``data`` over an ε sweep; return a :class:`~aisec_lab.Scorecard`.
 
@@ -194,6 +197,15 @@ def evaluate(
         ``detection`` section with its false-positive rate on the clean samples and its detection rate
         on this evaluation's adversarial examples per ε (the attacks do not know about the detector).
 
+    sections:
+        Further questions answered on the same target and samples: ``"certified"`` (randomized
+        smoothing), ``"privacy"`` (membership inference; needs ``train_data``), ``"backdoor"``
+        (poisoning scan of ``train_data``); see :mod:`aisec_lab.sections`. Read with ``sc.section(name)``.
+    train_data:
+        The data the model was trained on (a Dataset or ``(x, y)``), for the sections that need it.
+    section_params:
+        ``{section name: {parameter: value}}``, e.g. ``{"certified": {"sigma": 0.25}}``.
+
     A target built by :func:`aisec_lab.defend` is evaluated adaptively (BPDA / EOT) unless it was built
     with ``adaptive=False``; the scorecard's ``defense`` section records what was applied.
     """
@@ -210,6 +222,13 @@ def evaluate(
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError("seed must be a non-negative integer", got=seed, fix="e.g. seed=0")
     eps_list = validate_eps(eps, norm=norm, clip_range=target.clip_range, input_size=int(np.prod(target.input_shape)))
+    from ..sections import normalize_sections
+
+    section_pairs = normalize_sections(sections, section_params, train_data)
+    train_ds = None
+    if train_data is not None:
+        train_ds = _as_dataset(train_data, target)
+        target.check_data(train_ds, what="train_data")
     specs, preset, skipped = resolve_attacks(attacks, norm=norm, target=target)
     if n_samples is not None:
         ds = ds.stratified_sample(n_samples, seed=int(seed))
@@ -230,6 +249,13 @@ def evaluate(
                          notebook_parameters=notebook_parameters, started=started, started_at=started_at)
     if detector is not None:
         sc.detection = detector.evaluate(sc)
+    if section_pairs:
+        from ..sections import SectionContext, run_sections
+
+        ctx = SectionContext(target=target, data=ds, train_data=train_ds, seed=int(seed), norm=norm,
+                             eps=list(eps_list), progress=progress)
+        sc.sections, extra_checks = run_sections(section_pairs, ctx)
+        sc.checks = list(sc.checks) + list(extra_checks)
     return sc
 
 

@@ -125,3 +125,12 @@ def detection_line(detection: dict) -> str:
     if not detection.get("adaptive"):
         text += f" (not adaptive: {DETECTOR_NOT_ADAPTIVE_NOTE})"
     return text
+
+
+def section_line(name: str, section: dict) -> str:
+    """One line for a further section (certified, privacy, backdoor, plugins) in ``Scorecard.summary()``."""
+    from ..sections import section_rows
+
+    rows = section_rows(name, section)
+    shown = "; ".join(f"{label} {value}" for label, value in rows[:4])
+    return f"{name}: {shown}" if shown else f"{name}: (no rows)"

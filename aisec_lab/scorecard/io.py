@@ -332,6 +332,34 @@ def validate(record: dict, *, source: str | os.PathLike | None = None) -> None:
     problem = _semantic_problem(record)
     if problem:
         raise _error(source, problem[0], problem[1])
+    _validate_sections(record, source)
+
+
+def _validate_sections(record: dict, source) -> None:
+    """Each entry of ``sections`` against its section's own schema (unknown sections: kept, not checked)."""
+    sections = record.get("sections")
+    if not isinstance(sections, dict) or not sections:
+        return
+    from ..errors import UnknownComponentError
+    from ..sections import get_section
+
+    for name, section in sections.items():
+        try:
+            spec = get_section(name)
+        except UnknownComponentError:
+            log.info("scorecard section %r is not registered here; it is kept but not validated", name)
+            continue
+        try:
+            from jsonschema import Draft202012Validator
+        except ImportError:
+            return
+        errors = list(Draft202012Validator(spec.schema).iter_errors(section))
+        if errors:
+            from jsonschema.exceptions import best_match
+
+            err = best_match(errors)
+            path = "$.sections." + name + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+            raise _error(source, f"{path}: {err.message}", _short(err.instance))
 
 
 # -- per-sample arrays -------------------------------------------------------------------------

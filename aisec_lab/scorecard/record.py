@@ -20,15 +20,17 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from .defense_text import defense_line, detection_line
+from .defense_text import defense_line, detection_line, section_line
 
 __all__ = ["Scorecard", "CheckResult", "SCHEMA_VERSION", "STATUSES"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1.1.0"
+SCHEMA_VERSION = "1.2.0"
 #: The first schema version with the optional ``defense`` and ``detection`` sections.
 _SECTIONS_SINCE = (1, 1)
+#: The first schema version with the optional ``sections`` (certified, privacy, backdoor, plugins).
+_EXTRA_SECTIONS_SINCE = (1, 2)
 STATUSES = ("pass", "warn", "fail")
 
 
@@ -79,6 +81,17 @@ class Scorecard:
     #: an adversarial-input detector's false-positive and detection rates
     #: (:func:`aisec_lab.defenses.detection_section`); ``None`` when no detector was evaluated
     detection: dict | None = None
+    #: further questions answered on the same model and data (``evaluate(..., sections=[...])``):
+    #: {"certified": {...}, "privacy": {...}, "backdoor": {...}}; see :mod:`aisec_lab.sections`
+    sections: dict = field(default_factory=dict)
+
+    def section(self, name: str) -> dict:
+        """The section ``name`` (``"certified"``, ``"privacy"``, ``"backdoor"``, ...) as a plain dict."""
+        if name in self.sections:
+            return self.sections[name]
+        have = ", ".join(sorted(self.sections)) or "none"
+        raise ConfigError(f"this scorecard has no {name!r} section", got=f"sections: {have}",
+                          fix=f"evaluate with sections=[{name!r}] (and train_data=... for privacy / backdoor)")
 
     # -- headline numbers ------------------------------------------------------------------------
     @property
@@ -188,10 +201,14 @@ class Scorecard:
     # -- serialisation -------------------------------------------------------------------------
     def _record_version(self) -> str:
         """``schema_version`` as written: a 1.0 scorecard that gained a defense or detection section is 1.1."""
-        if self.defense is None and self.detection is None:
+        if self.sections:
+            needed = _EXTRA_SECTIONS_SINCE
+        elif self.defense is not None or self.detection is not None:
+            needed = _SECTIONS_SINCE
+        else:
             return self.schema_version
         m = re.match(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.", str(self.schema_version))
-        if m and int(m.group(1)) == _SECTIONS_SINCE[0] and int(m.group(2)) < _SECTIONS_SINCE[1]:
+        if m and int(m.group(1)) == needed[0] and int(m.group(2)) < needed[1]:
             return SCHEMA_VERSION
         return self.schema_version
 
@@ -218,6 +235,8 @@ class Scorecard:
             record["defense"] = self.defense
         if self.detection is not None:
             record["detection"] = self.detection
+        if self.sections:
+            record["sections"] = self.sections
         return record
 
     @classmethod
@@ -235,7 +254,8 @@ class Scorecard:
                    results=d["results"], checks=checks, cost=d["cost"], provenance=d["provenance"],
                    per_class=d.get("per_class", {}), samples=dict(samples or {}), complete=d["complete"],
                    incomplete_reason=d.get("incomplete_reason"), skipped_attacks=d.get("skipped_attacks", []),
-                   schema_version=d["schema_version"], defense=d.get("defense"), detection=d.get("detection"))
+                   schema_version=d["schema_version"], defense=d.get("defense"), detection=d.get("detection"),
+                   sections=dict(d.get("sections") or {}))
 
     # -- files, tables, notebooks ----------------------------------------------------------------
     def save(self, out_dir: str | os.PathLike) -> Path:
@@ -302,6 +322,8 @@ class Scorecard:
                          f"[{r['robust_accuracy_ci'][0]:.3f}, {r['robust_accuracy_ci'][1]:.3f}]{flag}")
         if self.detection is not None:
             lines.append("  " + detection_line(self.detection))
+        for name, section in self.sections.items():
+            lines.append("  " + section_line(name, section))
         bad = [c for c in self.checks if c.status != "pass"]
         lines.append(f"  checks: {self.status.upper()}" + "".join(f"\n    {c.status.upper()} {c.id}: {c.summary}" for c in bad))
         if not self.complete:

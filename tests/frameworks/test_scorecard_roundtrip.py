@@ -47,7 +47,7 @@ def test_evaluate_save_load_round_trip(tmp_path, fast_html_and_plots):
     path = sc.save(tmp_path / "run")
     assert path.read_text(encoding="utf-8") == canonical
     on_disk = json.loads(path.read_text(encoding="utf-8"))
-    assert on_disk["schema_version"] == al.scorecard.SCHEMA_VERSION == "1.1.0"
+    assert on_disk["schema_version"] == al.scorecard.SCHEMA_VERSION == "1.2.0"
     Draft202012Validator(scio.load_schema()).validate(on_disk)
     assert not list(Draft202012Validator(scio.load_schema()).iter_errors(on_disk))
 

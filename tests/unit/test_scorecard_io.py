@@ -119,7 +119,7 @@ def test_schema_is_valid_draft_2020_12_and_shipped_as_package_data():
                                        "skipped_attacks"}
     pyproject = (Path(aisec_lab.__file__).parents[1] / "pyproject.toml").read_text()
     assert '"scorecard/*.json"' in pyproject
-    assert SCHEMA_VERSION == "1.1.0"
+    assert SCHEMA_VERSION == "1.2.0"
 
 
 def test_fixture_and_to_dict_validate(base, record):

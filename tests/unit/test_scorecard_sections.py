@@ -82,7 +82,7 @@ def _canonical(d: dict) -> str:
 # -- record, schema, files ----------------------------------------------------------------------------
 def test_sections_validate_save_and_load_back_equal(sc, no_renderers, tmp_path):
     record = sc.to_dict()
-    assert record["schema_version"] == "1.1.0"  # a 1.0.0 scorecard that gains a section is written as 1.1.0
+    assert record["schema_version"] == "1.2.0"  # a 1.0.0 scorecard that gains a section is written in the current version
     scio.validate(record)
     path = sc.save(tmp_path / "run")
     loaded = al.Scorecard.load(path)
@@ -104,7 +104,7 @@ def test_schema_ships_both_sections():
     schema = scio.load_schema()
     assert {"defense", "detection"} <= set(schema["properties"])
     assert not {"defense", "detection"} & set(schema["required"])  # optional: 1.0.0 files stay valid
-    assert "1.1.0" in schema["$id"]
+    assert "1.2.0" in schema["$id"]
 
 
 @pytest.mark.parametrize("mutate, message", [

@@ -86,7 +86,23 @@ def sections(record: dict) -> dict[str, Any]:
         "head": results[hi] if hi is not None else None,
         "defense": record.get("defense") if isinstance(record.get("defense"), dict) else None,
         "detection": record.get("detection") if isinstance(record.get("detection"), dict) else None,
+        "sections": section_views(record),
     }
+
+
+def section_views(record: dict) -> list[dict]:
+    """Further sections (certified, privacy, backdoor, plugins) as plain text: name, title, caveat, rows."""
+    from ...sections import section_header, section_rows
+
+    out = []
+    sections = record.get("sections") if isinstance(record.get("sections"), dict) else {}
+    for name, section in sections.items():
+        if not isinstance(section, dict):
+            continue
+        title, caveat = section_header(name)
+        out.append({"name": str(name), "title": str(title), "caveat": str(caveat or ""),
+                    "rows": section_rows(name, section)})
+    return out
 
 
 def headline_result(record: dict) -> dict | None:

@@ -230,6 +230,7 @@ def _view(record: dict) -> dict:
         "schema_version": _text(record.get("schema_version")),
         "defense": _defense_view(parts["defense"]),
         "detection": _detection_view(parts["detection"]),
+        "sections": parts["sections"],
     }
 
 

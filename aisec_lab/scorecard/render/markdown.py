@@ -194,6 +194,17 @@ def render_markdown(record: dict) -> str:
         out.extend(_defense_section(defense))
     if detection is not None:
         out.extend(_detection_section(detection, level, norm_text))
+    for view in parts["sections"]:
+        add(f"### {md_escape(view['title'])}")
+        add("")
+        if view["caveat"]:
+            add(f"_{md_escape(view['caveat'])}_")
+            add("")
+        add("| measure | value |")
+        add("|---|---|")
+        for label, value in view["rows"]:
+            add(f"| {md_escape(label)} | {md_escape(value)} |")
+        add("")
 
     # -- checks --------------------------------------------------------------------------------------
     add(f"### Validity checks: {status.upper()}")
