@@ -106,3 +106,41 @@ def threat_description(record: Mapping, result: Mapping, attack: str | None = No
 def is_complete(record: Mapping, result: Mapping) -> bool:
     """Whether one ε's numbers are final (an incomplete ε gives upper bounds on robust accuracy)."""
     return bool(result.get("complete", record.get("complete", True)))
+
+
+def section_metrics(record: Mapping) -> list[dict]:
+    """Model-card metrics of the further sections (certified, privacy, ...) that have a standard name.
+
+    Each is ``{"section", "type", "name", "value"}`` plus ``"ci"`` where the section gives one; a section
+    not registered in this installation contributes nothing.
+    """
+    from ..errors import UnknownComponentError
+    from ..sections import get_section
+
+    out = []
+    for name, section in (record.get("sections") or {}).items():
+        try:
+            spec = get_section(name)
+        except UnknownComponentError:
+            continue
+        if spec.model_card_metrics is None or not isinstance(section, dict):
+            continue
+        for m in spec.model_card_metrics(section):
+            if fnum(m.get("value")) is None:
+                continue
+            out.append({"section": name, **m})
+    return out
+
+
+def defense_limitation(record: Mapping) -> str | None:
+    """One sentence on the defense the model was evaluated behind, loud when the evaluation was not adaptive."""
+    defense = record.get("defense")
+    if not isinstance(defense, Mapping):
+        return None
+    chain = " -> ".join(str(c.get("name")) for c in defense.get("chain") or [] if isinstance(c, Mapping))
+    if not defense.get("adaptive"):
+        return (f"NOT ADAPTIVE: the model was evaluated behind the preprocessing defense {chain} with attacks "
+                "crafted on the undefended model; its robust accuracy is an upper bound that adaptive attacks "
+                "(BPDA/EOT) usually break.")
+    how = ", ".join(defense.get("adaptation") or []) or "end-to-end gradients"
+    return f"Evaluated behind the preprocessing defense {chain} with adaptive attacks ({how})."

@@ -10,7 +10,7 @@ from typing import Any
 
 from .._optional import require
 from ..errors import ConfigError
-from ._common import as_record, attack_labels, eps_label, fnum, inum, is_complete, norm_label
+from ._common import as_record, attack_labels, eps_label, fnum, inum, is_complete, norm_label, section_metrics
 
 __all__ = ["model_index", "eval_results"]
 
@@ -93,6 +93,12 @@ def eval_results(sc: Any, *, task_type: str = "image-classification", dataset_ty
         }
         results.append(hub.EvalResult(**dataset, metric_type=ROBUST_METRIC, metric_value=value, metric_name=name,
                                       metric_args=args))
+    for m in section_metrics(record):
+        args = {"section": m["section"], **common, **tool_arg}
+        if isinstance(m.get("ci"), (list, tuple)) and len(m["ci"]) == 2:
+            args.update(_ci_args(m["ci"], clean))
+        results.append(hub.EvalResult(**dataset, metric_type=str(m["type"]), metric_value=fnum(m["value"]),
+                                      metric_name=str(m["name"]), metric_args=args))
     return results
 
 

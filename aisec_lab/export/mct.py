@@ -23,11 +23,13 @@ from ._common import (
     atlas_techniques,
     atlas_url,
     attack_labels,
+    defense_limitation,
     eps_label,
     fnum,
     is_complete,
     norm_label,
     samples_of,
+    section_metrics,
     threat_description,
 )
 
@@ -76,6 +78,11 @@ def _performance_metrics(record: dict) -> list[dict]:
                     continue
                 metrics.append(_metric("robust_accuracy", a["robust_accuracy"], a["robust_accuracy_ci"],
                                        threat_description(record, r, attack=label) + suffix))
+    for m in section_metrics(record):
+        entry = {"type": str(m["type"]), "value": _s(m["value"]), "slice": f"{m['name']} ({where})"}
+        if isinstance(m.get("ci"), (list, tuple)) and len(m["ci"]) == 2:
+            entry["confidence_interval"] = {"lower_bound": _s(m["ci"][0]), "upper_bound": _s(m["ci"][1])}
+        metrics.append(entry)
     return metrics
 
 
@@ -118,6 +125,9 @@ def _graphics(sc: Any, record: dict) -> dict | None:
 
 def _limitations(record: dict) -> list[dict]:
     out: list[str] = []
+    defense = defense_limitation(record)
+    if defense:
+        out.append(defense)
     for c in record["checks"]:
         if c.get("status") in ("fail", "warn"):
             text = f"Validity check {c['id']} {str(c['status']).upper()}: {c.get('summary', '')}".rstrip(": ")

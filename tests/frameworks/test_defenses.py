@@ -84,6 +84,9 @@ def test_feature_squeezing_adaptive_is_no_better_and_nonadaptive_is_flagged(zoo_
     assert oblivious.status == "fail" and not oblivious.trustworthy
     assert "NOT ADAPTIVE" in oblivious.summary()
     assert undefended.check("adaptive_defense").evidence["applicable"] is False
+    limits = [x["description"] for x in al.export.model_card_toolkit(oblivious, graphics=False)
+              ["considerations"]["limitations"]]
+    assert any(t.startswith("NOT ADAPTIVE") for t in limits)
 
 
 def test_nonadaptive_attacks_are_crafted_on_the_undefended_model(zoo_targets):
