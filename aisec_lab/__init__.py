@@ -43,11 +43,12 @@ from ._version import __version__  # noqa: E402
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-_LAZY_MODULES = ("widgets", "notebooks", "batch")
+_LAZY_MODULES = ("widgets", "notebooks", "batch", "integrations", "sections")
 
 
 def __getattr__(name: str):
-    """``al.widgets``, ``al.notebooks``, ``al.batch`` and ``al.run_notebook`` load on first use."""
+    """``al.widgets``, ``al.notebooks``, ``al.batch``, ``al.integrations``, ``al.sections`` and ``al.run_notebook``
+    load on first use."""
     import importlib
 
     if name in _LAZY_MODULES:
@@ -88,6 +89,8 @@ __all__ = [
     "widgets",
     "notebooks",
     "batch",
+    "integrations",
+    "sections",
     "run_notebook",
     "attack",
     "AttackSpec",

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import IncompatibleModelError
 from . import BaseOracle
 
 __all__ = ["TorchOracle", "per_sample_loss"]
@@ -40,8 +41,19 @@ def _writable(a, dtype) -> np.ndarray:
     return a if a.flags.writeable else a.copy()
 
 
+def _last_linear(module: torch.nn.Module) -> tuple[str, torch.nn.Linear] | None:
+    """The last ``nn.Linear`` in module-registration order (the classifier head of ordinary models)."""
+    found = None
+    for name, sub in module.named_modules():
+        if isinstance(sub, torch.nn.Linear):
+            found = (name, sub)
+    return found
+
+
 class TorchOracle(BaseOracle):
     has_gradients = True
+    #: the layer :meth:`features` read, as "name: layer" (set by its first call)
+    feature_layer: str | None = None
 
     def __init__(self, module: torch.nn.Module, nb_classes: int, input_shape, clip_values, device: str = "cpu"):
         super().__init__(nb_classes, input_shape, clip_values)
@@ -83,3 +95,46 @@ class TorchOracle(BaseOracle):
             (grad,) = torch.autograd.grad(values.sum(), xt)
         return (values.detach().cpu().numpy().astype(np.float32), grad.cpu().numpy(),
                 z.detach().cpu().numpy().astype(np.float32))
+
+    def features(self, x: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
+        """Penultimate-layer representations: the input of the model's last ``nn.Linear``, shape ``(n, d)``.
+
+        The layer is the last ``nn.Linear`` in module-registration order (for ``nn.Sequential`` heads
+        and ordinary ``__init__`` code, the classifier layer); a forward hook records its input while
+        the whole wrapped model (preprocessing, layout, any defense transform) runs. Raises
+        :class:`~aisec_lab.errors.IncompatibleModelError` when the model has no ``nn.Linear`` or the
+        hooked layer is not called on the forward pass. A layer called several times per forward
+        pass gives the input of its last call.
+        """
+        found = _last_linear(self.module)
+        if found is None:
+            raise IncompatibleModelError(
+                "penultimate-layer features need an nn.Linear layer in the model, and it has none",
+                got=type(getattr(self.module, "model", self.module)).__name__,
+                fix="give the model a final nn.Linear classifier layer, or use the model's logits as the "
+                    "representation (representation='logits', a weaker signal)")
+        name, layer = found
+        captured: list = []
+
+        def hook(_mod, inputs, _out):
+            captured.append(inputs[0])
+
+        handle = layer.register_forward_hook(hook)
+        out = []
+        try:
+            with torch.inference_mode():
+                for i in range(0, len(x), batch_size):
+                    captured.clear()
+                    xt = torch.from_numpy(_writable(x[i:i + batch_size], np.float32)).to(self.device)
+                    self.module(xt)
+                    self.queries += len(xt)
+                    if not captured:
+                        raise IncompatibleModelError(
+                            f"the model's last nn.Linear ({name or 'the model itself'}) was not called on the forward pass",
+                            got=f"{layer}", fix="use representation='logits', or make the classifier layer the last "
+                                                "nn.Linear registered in the model")
+                    out.append(captured[-1].reshape(len(xt), -1).float().cpu().numpy())
+        finally:
+            handle.remove()
+        self.feature_layer = f"{name}: {layer}"
+        return np.concatenate(out, axis=0) if out else np.zeros((0, layer.in_features), np.float32)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._optional import import_tensorflow
+from ..errors import IncompatibleModelError
 from . import BaseOracle
 
 tf = import_tensorflow()
@@ -35,8 +36,33 @@ def per_sample_loss(z, y, loss: str, y_target=None):
     raise ValueError(f"unknown loss {loss!r}")
 
 
+def _last_dense(model) -> tuple[str, object] | None:
+    """The last ``keras.layers.Dense`` met in a depth-first walk of ``model``'s layers (its classifier head)."""
+    from .._optional import import_keras
+
+    keras = import_keras()
+
+    found = None
+    seen: set = set()
+
+    def walk(layer, path: str) -> None:
+        nonlocal found
+        if id(layer) in seen:
+            return
+        seen.add(id(layer))
+        if isinstance(layer, keras.layers.Dense):
+            found = (path, layer)
+        for sub in getattr(layer, "layers", None) or ():
+            walk(sub, f"{path}/{sub.name}" if path else sub.name)
+
+    walk(model, "")
+    return found
+
+
 class TensorFlowOracle(BaseOracle):
     has_gradients = True
+    #: the layer :meth:`features` read, as "path: class(units)" (set by its first call)
+    feature_layer: str | None = None
 
     def __init__(self, model, nb_classes: int, input_shape, clip_values):
         super().__init__(nb_classes, input_shape, clip_values)
@@ -72,3 +98,47 @@ class TensorFlowOracle(BaseOracle):
         tt = yt if y_target is None else tf.convert_to_tensor(np.asarray(y_target, dtype=np.int64))
         values, grad, z = self._step(loss, y_target is not None)(xt, yt, tt)
         return values.numpy(), grad.numpy(), z.numpy()
+
+    def features(self, x: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
+        """Penultimate-layer representations: the input of the model's last ``Dense`` layer, shape ``(n, d)``.
+
+        The layer is the last ``keras.layers.Dense`` in a depth-first walk of the wrapped model's
+        ``layers`` (Sequential, functional and subclassed models alike). Its ``call`` is wrapped for
+        the duration of an eager forward pass of the whole wrapped model (preprocessing, layout, any
+        defense transform), which records the layer's input. Raises
+        :class:`~aisec_lab.errors.IncompatibleModelError` when there is no ``Dense`` layer or it is not
+        called. A layer called several times per forward pass gives the input of its last call.
+        """
+        found = _last_dense(self.model)
+        if found is None:
+            raise IncompatibleModelError(
+                "penultimate-layer features need a Dense layer in the model, and it has none",
+                got=type(getattr(self.model, "inner", self.model)).__name__,
+                fix="give the model a final keras.layers.Dense classifier layer, or use the model's logits as "
+                    "the representation (representation='logits', a weaker signal)")
+        path, layer = found
+        captured: list = []
+        original = layer.call
+
+        def recording_call(inputs, *args, **kwargs):
+            captured.append(inputs)
+            return original(inputs, *args, **kwargs)
+
+        out = []
+        object.__setattr__(layer, "call", recording_call)  # an instance attribute, outside Keras' tracking
+        try:
+            for i in range(0, len(x), batch_size):
+                captured.clear()
+                xb = tf.convert_to_tensor(np.asarray(x[i:i + batch_size], dtype=np.float32))
+                self.model(xb, training=False)
+                self.queries += int(xb.shape[0])
+                if not captured:
+                    raise IncompatibleModelError(
+                        f"the model's last Dense layer ({path}) was not called on the forward pass",
+                        got=f"{type(layer).__name__}({layer.units})",
+                        fix="use representation='logits', or make the classifier the model's last Dense layer")
+                out.append(np.asarray(captured[-1], dtype=np.float32).reshape(int(xb.shape[0]), -1))
+        finally:
+            object.__delattr__(layer, "call")
+        self.feature_layer = f"{path}: {type(layer).__name__}({layer.units})"
+        return np.concatenate(out, axis=0) if out else np.zeros((0, 0), np.float32)
