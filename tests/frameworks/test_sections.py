@@ -100,3 +100,27 @@ def test_section_metrics_reach_the_model_card_exports(zoo_targets, digits_test):
     assert toy and toy[0]["value"] == repr(0.5) and "toy rate" in toy[0]["slice"]
     results = al.export.eval_results(sc)
     assert any(r.metric_type == "toy_rate" and r.metric_value == 0.5 for r in results)
+
+
+def test_scorecard_with_every_builtin_section_validates_renders_and_round_trips(zoo_targets, digits_test,
+                                                                                 digits_train, tmp_path):
+    """Issue 8: certified, privacy and backdoor in one scorecard: schema-valid, rendered, reloaded equal."""
+    t = zoo_targets("digits_cnn", "pytorch")
+    sc = al.evaluate(t, digits_test, attacks=["fgsm"], eps=[0.1], n_samples=120, progress=False, seed=0,
+                     sections=["certified", "privacy", "backdoor"], train_data=digits_train,
+                     section_params={"certified": {"n": 200, "n0": 50, "n_samples": 30}})
+    cert, priv, bd = sc.section("certified"), sc.section("privacy"), sc.section("backdoor")
+    acc = cert["certified_accuracy"]
+    assert len(cert["radii"]) >= 3 and all(a >= b for a, b in zip(acc, acc[1:]))
+    assert 0 <= priv["auc"] <= 1 and priv["n_nonmembers"] == 120
+    assert bd["detected"] is False and bd["method"]
+    ids = {c.id for c in sc.checks}
+    assert {"certified_sample_size", "privacy_disjoint_sets"} <= ids and any(i.startswith("backdoor_") for i in ids)
+    loaded = al.Scorecard.load(sc.save(tmp_path / "all"))
+    assert loaded.sections == sc.sections
+    html = (tmp_path / "all" / "scorecard.html").read_text()
+    md = (tmp_path / "all" / "scorecard.md").read_text()
+    for spec_name in ("certified", "privacy", "backdoor"):
+        title = al.sections.get_section(spec_name).title
+        assert title.split()[0] in html and title.split()[0] in md
+    assert "smoothed" in (html + md).lower()  # the guarantee is labelled as the smoothed classifier's
