@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="cuda: also run the attack-step and scorecard rows on the GPU (when torch sees one)")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per contender (default 5; 3 with --quick)")
+    p.add_argument("--long-repeats", type=int, default=1,
+                   help="timed repeats of the contenders that take minutes per call (default 1)")
+    p.add_argument("--art-all-eps", action="store_true",
+                   help="P2: run ART's AutoAttack at every eps, not only 0.1 (adds about 25 minutes here)")
     p.add_argument("--out", type=Path, default=None,
                    help="JSON record (default benchmarks/results/latest.json, latest-quick.json with --quick)")
     p.add_argument("--list", action="store_true", help="list the rows and exit")
@@ -70,13 +74,14 @@ def main(argv: list[str] | None = None) -> int:
         for r in suite.ROWS.values():
             print(f"{r.id:<28} {r.name}  (target {'<=' if r.better == 'lower' else '>='} {r.target:g})")
         return 0
-    if args.repeats is not None and args.repeats < 1:
-        p.error("--repeats must be >= 1")
+    if (args.repeats is not None and args.repeats < 1) or args.long_repeats < 1:
+        p.error("--repeats and --long-repeats must be >= 1")
     rows = _select(args.only)
     out = args.out or suite.RESULTS / ("latest-quick.json" if args.quick else "latest.json")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    ctx = suite.Context(quick=args.quick, device="cpu", repeats=args.repeats or (3 if args.quick else 5))
+    ctx = suite.Context(quick=args.quick, device="cpu", repeats=args.repeats or (3 if args.quick else 5),
+                        long_repeats=args.long_repeats, art_all_eps=args.art_all_eps)
     cuda = False
     if args.device == "cuda":
         cuda = _cuda_available()
@@ -86,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     print(f"aisec-lab benchmarks ({'quick' if args.quick else 'full'}): {len(rows)} rows, "
-          f"{ctx.repeats} timed repeats per contender after a warm-up", flush=True)
+          f"{ctx.repeats} timed repeats per contender after a warm-up ({ctx.long_repeats} for minutes-long ones)", flush=True)
     results, cuda_results = [], []
     for r in rows:
         print(f"- {r.id}: {r.name} ...", flush=True)

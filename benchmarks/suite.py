@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: the environment as the suite started: subprocesses get this one (Dask's LocalCluster sets OMP_NUM_THREADS=1 and
+#: more in the parent's os.environ, which would change what a later child measures)
+START_ENV = dict(os.environ)
 #: bumped when the layout of latest.json changes
 FORMAT_VERSION = 1
 
@@ -77,6 +80,10 @@ class Context:
     quick: bool = False
     device: str = "cpu"
     repeats: int = 5
+    #: timed repeats of contenders that take minutes per call (P2's AutoAttacks, P3's notebook, P5's Dask batch)
+    long_repeats: int = 1
+    #: P2: run ART's AutoAttack at every eps (about 11 minutes each here) instead of eps = 0.1 only
+    art_all_eps: bool = False
     seed: int = 0
     notes: list[str] = field(default_factory=list)
 
