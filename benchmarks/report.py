@@ -55,7 +55,9 @@ def markdown(record: dict) -> str:
         secs = {"aisec-lab": d["median_s"]["aisec-lab"], "torchattacks": d["median_s"]["torchattacks"],
                 "ART": art.get("total_s")}
         for k in ra:
-            lines.append(f"| {k} | " + " | ".join(f"{ra[k][e]:.4f}" for e in eps) + f" | {secs.get(k)} |")
+            cells = " | ".join("not run" if ra[k].get(e) is None else f"{ra[k][e]:.4f}" for e in eps)
+            sec = secs.get(k)
+            lines.append(f"| {k} | {cells} | {'-' if sec is None else f'{sec:.1f}'} |")
         if "ART" not in ra:
             lines.append(f"| ART | {art['status']} |" + " |" * len(eps))
     return "\n".join(lines)
