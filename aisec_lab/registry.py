@@ -129,3 +129,18 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {len(self._items)} entries)"
+
+
+def merge_params(kind: str, name: str, given: dict, defaults: dict) -> dict:
+    """``defaults`` updated with ``given``; an unknown key raises ConfigError with a did-you-mean."""
+    import difflib
+
+    from .errors import ConfigError
+
+    unknown = [k for k in given if k not in defaults]
+    if unknown:
+        hint = difflib.get_close_matches(unknown[0], list(defaults), n=1)
+        raise ConfigError(f"{kind} {name!r} has no parameter {unknown[0]!r}"
+                          + (f"; did you mean {hint[0]!r}?" if hint else ""), got=sorted(given),
+                          fix=f"its parameters are: {', '.join(defaults) or '(none)'}")
+    return {**defaults, **given}

@@ -23,7 +23,6 @@ evaluation overstates a defense; the scorecard and the ``adaptive_defense`` chec
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -32,7 +31,7 @@ import numpy as np
 
 from .._seeding import numpy_global_seed
 from ..errors import ConfigError, IncompatibleModelError
-from ..registry import Registry
+from ..registry import Registry, merge_params
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +57,7 @@ class DefenseEntry:
     description: str
 
     def params(self, given: dict) -> dict:
-        unknown = [k for k in given if k not in self.defaults]
-        if unknown:
-            hint = difflib.get_close_matches(unknown[0], list(self.defaults), n=1)
-            raise ConfigError(f"defense {self.name!r} has no parameter {unknown[0]!r}"
-                              + (f"; did you mean {hint[0]!r}?" if hint else ""), got=sorted(given),
-                              fix=f"its parameters are: {', '.join(self.defaults) or '(none)'}")
-        return {**self.defaults, **given}
+        return merge_params("defense", self.name, given, self.defaults)
 
 
 def register_defense(name: str, *, defaults: dict, randomized: bool, differentiable: bool, implementation: str,

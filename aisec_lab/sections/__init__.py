@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import ConfigError
-from ..registry import Registry
+from ..registry import Registry, merge_params
 
 log = logging.getLogger(__name__)
 
@@ -126,19 +126,12 @@ def normalize_sections(sections: Any, section_params: Any, train_data: Any, *,
         params = section_params.get(name, {})
         if not isinstance(params, dict):
             raise ConfigError(f"section_params[{name!r}] must be a dict", got=params, fix="e.g. {'sigma': 0.25}")
-        unknown = [k for k in params if k not in spec.defaults]
-        if unknown:
-            import difflib
-
-            hint = difflib.get_close_matches(unknown[0], list(spec.defaults), n=1)
-            raise ConfigError(f"section {name!r} has no parameter {unknown[0]!r}"
-                              + (f"; did you mean {hint[0]!r}?" if hint else ""), got=sorted(params),
-                              fix=f"its parameters are: {', '.join(spec.defaults) or '(none)'}")
+        params = merge_params("section", name, params, spec.defaults)
         if require_train_data and spec.needs_train_data and train_data is None:
             raise ConfigError(f"the {name!r} section needs the model's training data", got="train_data=None",
                               fix=f"pass train_data=al.load_dataset(..., split='train') (the samples the model was "
                                   f"trained on), or drop {name!r} from sections")
-        out.append((spec, {**spec.defaults, **params}))
+        out.append((spec, params))
     return out
 
 
